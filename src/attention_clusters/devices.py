@@ -1,0 +1,40 @@
+"""Selecting MindSpore's device target, with a clear error when it is not usable here."""
+
+import logging
+import os
+
+from . import WorkflowInputError
+
+log = logging.getLogger("attention_clusters")
+DEVICES = ("CPU", "GPU", "Ascend")
+
+
+def available_devices():
+    import mindspore.device_context as device_context
+    found = []
+    for name, module in (("CPU", "cpu"), ("GPU", "gpu"), ("Ascend", "ascend")):
+        try:
+            if getattr(device_context, module).is_available():
+                found.append(name)
+        except Exception:  # a backend whose libraries are missing is simply not available
+            pass
+    return found
+
+
+def use_device(device, threads=None, mode="graph"):
+    """Point MindSpore at `device` (CPU, GPU or Ascend) and its CPU kernels at `threads` threads."""
+    import mindspore as ms
+    if device not in DEVICES:
+        raise WorkflowInputError(f"device {device!r}: expected one of {', '.join(DEVICES)}")
+    found = available_devices()
+    if device not in found:
+        raise WorkflowInputError(
+            f"device {device!r} was asked for, but this MindSpore ({ms.__version__}) can use only: "
+            f"{', '.join(found) or 'none'}")
+    ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
+    ms.set_device(device)
+    threads = int(threads or os.environ.get("OMP_NUM_THREADS") or os.cpu_count())
+    import mindspore.device_context as device_context
+    device_context.cpu.op_tuning.threads_num(threads)
+    log.info("MindSpore %s on %s, %d CPU kernel threads", ms.__version__, device, threads)
+    return device

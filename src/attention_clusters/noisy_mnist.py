@@ -1,0 +1,48 @@
+"""Noisy-MNIST: the 11-class training set of the frame feature extractor.
+
+Classes 0-9 are MNIST digits put on a fresh noise frame (element-wise maximum);
+class 10 is pure noise.
+"""
+
+import logging
+
+import numpy as np
+from numpy.lib.format import open_memmap
+
+from .atomic import atomic_path
+from .progress import Progress
+
+log = logging.getLogger("attention_clusters")
+NOISE_CLASS = 10
+SPLIT_IDS = {"train": 0, "test": 1}
+
+
+def write_noisy_mnist(images, labels, sampler, repeats, noise_count, seed, split,
+                      images_out, labels_out, chunk=20000):
+    """Every image `repeats` times on fresh noise, then `noise_count` noise frames.
+
+    Written in chunks to uint8 .npy files; reproducible from (seed, split).
+    """
+    n_digits = images.shape[0] * repeats
+    total = n_digits + noise_count
+    source = np.tile(np.arange(images.shape[0]), repeats)
+    out_labels = np.concatenate([labels[source], np.full(noise_count, NOISE_CLASS, np.uint8)]).astype(np.uint8)
+    progress = Progress(f"noisy_mnist[{split}]", total, "images")
+    with atomic_path(images_out) as tmp_images:
+        out = open_memmap(tmp_images, mode="w+", dtype=np.uint8, shape=(total, 28, 28))
+        for index, start in enumerate(range(0, total, chunk)):
+            stop = min(start + chunk, total)
+            # One RNG per chunk: the output does not depend on how chunks are scheduled.
+            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(SPLIT_IDS[split], index)))
+            frames = sampler.sample(rng, (stop - start, 28, 28))
+            digit_stop = min(stop, n_digits)
+            if digit_stop > start:
+                np.maximum(frames[:digit_stop - start], images[source[start:digit_stop]],
+                           out=frames[:digit_stop - start])
+            out[start:stop] = frames
+            progress.update(stop - start)
+        out.flush()
+        del out
+        with atomic_path(labels_out) as tmp_labels:
+            with open(tmp_labels, "wb") as handle:
+                np.save(handle, out_labels)

@@ -1,0 +1,35 @@
+"""Progress lines for long jobs: done/total, rate, and an estimate of the time left."""
+
+import logging
+import time
+
+log = logging.getLogger("attention_clusters")
+
+
+class Progress:
+    """Logs `what: done/total (pct) rate unit/s, ETA` at most every `every` seconds."""
+
+    def __init__(self, what, total, unit, every=5.0):
+        self.what, self.total, self.unit, self.every = what, total, unit, every
+        self.start = self.last = time.perf_counter()
+        self.done = 0
+
+    def update(self, n, force=False):
+        self.done += n
+        now = time.perf_counter()
+        if force or now - self.last >= self.every or self.done >= self.total:
+            self.last = now
+            log.info("%s", self.line(now))
+
+    def line(self, now=None):
+        elapsed = (now or time.perf_counter()) - self.start
+        rate = self.done / elapsed if elapsed > 0 else float("nan")
+        left = (self.total - self.done) / rate if rate and rate > 0 else float("nan")
+        pct = 100.0 * self.done / self.total if self.total else 100.0
+        return (f"{self.what}: {self.done}/{self.total} ({pct:.1f}%) "
+                f"{rate:,.0f} {self.unit}/s, elapsed {elapsed:.1f}s, ETA {left:.1f}s")
+
+    @property
+    def rate(self):
+        elapsed = time.perf_counter() - self.start
+        return self.done / elapsed if elapsed > 0 else float("nan")
