@@ -1,0 +1,119 @@
+"""Feature pickles in the seed's interchange format, written as a stream and read safely.
+
+Format: a pickled tuple (feats, labels, indexes) with feats a list of N float32
+(frames, 50) arrays, labels N ints in [0, 1024) and indexes N ids, label-sorted.
+
+Writing: pickle's own Pickler needs the whole list in memory (about 0.5 GB at paper
+scale). Instead the outer tuple and lists are written opcode by opcode and each array
+is pickled on its own (protocol 3, whose memo uses explicit indices, so every
+array's pickle is self-contained), chunk by chunk. `pickle.load(f, encoding='bytes')`
+reads the result as if the whole tuple had been pickled at once.
+
+Reading: `load_features` accepts only the globals that numpy arrays and scalars
+need; a pickle that names anything else (os.system, eval, ...) is refused.
+"""
+
+import io
+import pickle
+import struct
+
+import numpy as np
+
+from . import WorkflowInputError
+from .atomic import atomic_open
+
+PROTOCOL = 3
+N_CLASSES = 1024
+
+
+class FeaturePickleWriter:
+    """Streams `(feats, labels, indexes)` to an open binary file."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.labels, self.indexes = [], []
+        handle.write(pickle.PROTO + bytes([PROTOCOL]))
+        handle.write(pickle.EMPTY_LIST)
+
+    def add(self, features, labels, indexes):
+        """Append a chunk: features (n, frames, 50) float32, labels (n,), indexes (n,)."""
+        if len(features) == 0:
+            return
+        body = io.BytesIO()
+        for array in features:
+            data = pickle.dumps(np.ascontiguousarray(array, np.float32), protocol=PROTOCOL)
+            body.write(data[2:-1])  # drop this array's own PROTO header and STOP
+        self.handle.write(pickle.MARK + body.getvalue() + pickle.APPENDS)
+        self.labels.extend(int(x) for x in labels)
+        self.indexes.extend(int(x) for x in indexes)
+
+    @staticmethod
+    def _int_list(values):
+        out = bytearray(pickle.EMPTY_LIST)
+        for start in range(0, len(values), 1000):
+            out += pickle.MARK
+            for value in values[start:start + 1000]:
+                out += pickle.BININT + struct.pack("<i", value)
+            out += pickle.APPENDS
+        return bytes(out)
+
+    def close(self):
+        self.handle.write(self._int_list(self.labels))
+        self.handle.write(self._int_list(self.indexes))
+        self.handle.write(pickle.TUPLE3 + pickle.STOP)
+
+
+def write_features(path, chunks):
+    """Write an iterable of (features, labels, indexes) chunks to `path`, atomically."""
+    with atomic_open(path) as handle:
+        writer = FeaturePickleWriter(handle)
+        for features, labels, indexes in chunks:
+            writer.add(features, labels, indexes)
+        writer.close()
+
+
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        # Python 2 era pickles store array bytes as latin-1 text re-encoded by _codecs.encode.
+        ("_codecs", "encode"),
+    }
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed in a feature pickle")
+
+
+def load_features(path, frames=None, feature_dim=50):
+    """Read and check a feature pickle; returns (features (N, frames, 50) float32, labels, indexes).
+
+    Only numpy arrays, numbers, strings and containers are accepted; anything else is
+    an error naming the file. The arrays are stacked into one array for training.
+    """
+    try:
+        with open(path, "rb") as handle:
+            obj = _ArrayOnlyUnpickler(handle, encoding="bytes").load()
+    except pickle.UnpicklingError as err:
+        raise WorkflowInputError(f"{path}: refused: {err}") from err
+    except (EOFError, ValueError, TypeError, struct.error, IndexError, KeyError) as err:
+        raise WorkflowInputError(f"{path}: not a readable feature pickle ({type(err).__name__}: {err})") from err
+    if not (isinstance(obj, tuple) and len(obj) == 3):
+        raise WorkflowInputError(f"{path}: expected a tuple (feats, labels, indexes), got {type(obj).__name__}")
+    feats, labels, indexes = obj
+    if not (len(feats) == len(labels) == len(indexes)):
+        raise WorkflowInputError(
+            f"{path}: {len(feats)} features, {len(labels)} labels, {len(indexes)} indexes; expected equal counts")
+    for position, array in enumerate(feats):
+        if not isinstance(array, np.ndarray) or array.dtype.kind != "f" or array.ndim != 2 \
+                or array.shape[1] != feature_dim or (frames is not None and array.shape[0] != frames):
+            raise WorkflowInputError(
+                f"{path}: feature {position} is {getattr(array, 'dtype', type(array).__name__)} "
+                f"{getattr(array, 'shape', '')}, expected float ({frames or 'L'}, {feature_dim})")
+    labels = np.asarray(labels)
+    if labels.size and (labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= N_CLASSES):
+        raise WorkflowInputError(f"{path}: labels must be integers in [0, {N_CLASSES})")
+    stacked = np.stack(feats).astype(np.float32, copy=False) if feats else np.zeros((0, frames or 0, feature_dim), np.float32)
+    return stacked, labels.astype(np.int64), list(indexes)

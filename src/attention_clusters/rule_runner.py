@@ -1,0 +1,29 @@
+"""Running a step from a Snakemake `script:`: logging to the rule's log, clean errors."""
+
+import logging
+import sys
+import time
+
+from . import WorkflowInputError
+
+
+def run(snakemake, step, **kwargs):
+    """Run `step(**kwargs)` with logging to snakemake.log[0]; a bad input exits 1 with one clear line."""
+    log_path = snakemake.log[0] if len(snakemake.log) else None
+    handlers = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        handlers.append(logging.FileHandler(log_path, mode="w"))
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    log = logging.getLogger("attention_clusters")
+    started = time.perf_counter()
+    log.info("rule %s: %s", snakemake.rule, ", ".join(f"{k}={v}" for k, v in snakemake.params.items()))
+    try:
+        step(**kwargs)
+    except WorkflowInputError as err:
+        log.error("%s", err)
+        sys.exit(1)
+    except FloatingPointError as err:
+        log.error("%s", err)
+        sys.exit(1)
+    log.info("rule %s done in %.1f s", snakemake.rule, time.perf_counter() - started)

@@ -1,0 +1,90 @@
+"""One function per workflow step, taking plain paths and values.
+
+The Snakemake scripts in workflow/scripts/ only unpack `snakemake.input/params/output`
+and call these; they are also usable from Python directly.
+"""
+
+import json
+import logging
+
+import numpy as np
+
+from .atomic import atomic_open
+
+log = logging.getLogger("attention_clusters")
+MNIST_KEYS = ("train_images", "train_labels", "test_images", "test_labels")
+
+
+def _write_json(path, obj):
+    with atomic_open(path, "w") as handle:
+        json.dump(obj, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+
+
+def download_mnist(out_paths, files, mirrors, retries, timeout):
+    from .download import fetch_mnist
+    from .idx import load_mnist
+    fetch_mnist(files, out_paths, mirrors, retries, timeout)
+    data = load_mnist(out_paths)  # a file with the right MD5 must also parse
+    log.info("MNIST: %d train and %d test images", len(data["train_labels"]), len(data["test_labels"]))
+
+
+def synthesize_mnist(out_paths, n_train, n_test, seed):
+    from .synthetic_mnist import write_synthetic_mnist
+    write_synthetic_mnist(out_paths, n_train, n_test, seed)
+    log.info("synthetic MNIST: %d train and %d test images (seed %d)", n_train, n_test, seed)
+
+
+def noise_histogram(mnist_paths, out):
+    from .idx import load_mnist
+    from .noise import pixel_histogram
+    data = load_mnist(mnist_paths)
+    counts = pixel_histogram(data["train_images"], data["test_images"])
+    with atomic_open(out) as handle:
+        np.save(handle, counts)
+    log.info("pixel histogram over %d pixels; P(0) = %.3f", counts.sum(), counts[0] / counts.sum())
+
+
+def noisy_mnist(mnist_paths, histogram, split, repeats, noise_count, seed, images_out, labels_out):
+    from .idx import load_mnist
+    from .noise import load_sampler
+    from .noisy_mnist import write_noisy_mnist
+    data = load_mnist(mnist_paths)
+    write_noisy_mnist(data[f"{split}_images"], data[f"{split}_labels"], load_sampler(histogram),
+                      repeats, noise_count, seed, split, images_out, labels_out)
+
+
+def flash_mnist(mnist_paths, histogram, split, repeats, frames, min_appearances, max_appearances, seed,
+                videos_out, labels_out):
+    from .flash_mnist import write_flash_mnist
+    from .idx import load_mnist
+    from .noise import load_sampler
+    data = load_mnist(mnist_paths)
+    write_flash_mnist(data[f"{split}_images"], data[f"{split}_labels"], load_sampler(histogram), repeats,
+                      frames, min_appearances, max_appearances, seed, split, videos_out, labels_out)
+
+
+def train_extractor(train_images, train_labels, test_images, test_labels, device, threads,
+                    epochs, batch_size, lr, seed, checkpoint_out, metrics_out):
+    from .devices import use_device
+    from .extractor import train_extractor as train
+    use_device(device, threads)
+    metrics = train(np.load(train_images), np.load(train_labels), np.load(test_images), np.load(test_labels),
+                    epochs, batch_size, lr, seed, checkpoint_out)
+    metrics["device"] = device
+    _write_json(metrics_out, metrics)
+    log.info("extractor: noisy-test accuracy %.4f", metrics["test_accuracy"])
+
+
+def extract_features(videos, labels, checkpoint, device, threads, videos_per_chunk, out):
+    from .devices import use_device
+    from .extractor import extract_video_features, load_extractor
+    from .features import write_features
+    use_device(device, threads)
+    net = load_extractor(checkpoint)
+    videos = np.load(videos, mmap_mode="r")
+    labels = np.load(labels)
+    chunks = ((feats, labels[start:start + len(feats)], np.arange(start, start + len(feats)))
+              for start, feats in extract_video_features(videos, net, videos_per_chunk))
+    write_features(out, chunks)
+    log.info("wrote %d video features to %s", len(labels), out)

@@ -1,0 +1,51 @@
+# Noisy-MNIST (the extractor's training set) and Flash-MNIST videos, per split.
+
+
+rule noisy_mnist:
+    input:
+        **mnist_files(),
+        histogram="results/data/noise_histogram.npy",
+    output:
+        images="results/data/noisy_{split}/images.npy",
+        labels="results/data/noisy_{split}/labels.npy",
+    params:
+        repeats=lambda wc: config["noisy"][f"{wc.split}_repeats"],
+        noise_count=lambda wc: config["noisy"][f"{wc.split}_noise"],
+        seed=config["seed"],
+    log:
+        "logs/noisy_mnist/{split}.log",
+    benchmark:
+        "results/benchmarks/noisy_mnist/{split}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/mindspore.yaml"
+    script:
+        "../scripts/noisy_mnist.py"
+
+
+rule flash_mnist:
+    input:
+        **mnist_files(),
+        histogram="results/data/noise_histogram.npy",
+    output:
+        videos="results/data/flash_{split}/videos.npy",
+        labels="results/data/flash_{split}/labels.npy",
+    params:
+        repeats=lambda wc: config["flash"][f"k_{wc.split}"],
+        frames=config["flash"]["frames"],
+        min_appearances=config["flash"]["min_appearances"],
+        max_appearances=config["flash"]["max_appearances"],
+        seed=config["seed"],
+    log:
+        "logs/flash_mnist/{split}.log",
+    benchmark:
+        "results/benchmarks/flash_mnist/{split}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    conda:
+        "../envs/mindspore.yaml"
+    script:
+        "../scripts/flash_mnist.py"

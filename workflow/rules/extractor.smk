@@ -1,0 +1,29 @@
+# Pre-training the frame feature extractor on Noisy-MNIST.
+
+
+rule train_extractor:
+    input:
+        train_images="results/data/noisy_train/images.npy",
+        train_labels="results/data/noisy_train/labels.npy",
+        test_images="results/data/noisy_test/images.npy",
+        test_labels="results/data/noisy_test/labels.npy",
+    output:
+        checkpoint="results/extractor/extractor.ckpt",
+        metrics="results/extractor/metrics.json",
+    params:
+        device=config["extractor"]["device"],
+        epochs=config["extractor"]["epochs"],
+        batch_size=config["extractor"]["batch_size"],
+        lr=config["extractor"]["lr"],
+        seed=config["extractor"]["seed"],
+    log:
+        "logs/train_extractor.log",
+    benchmark:
+        "results/benchmarks/train_extractor.tsv"
+    threads: config["extractor"]["threads"]
+    resources:
+        mem_mb=config["extractor"]["mem_mb"],
+    conda:
+        "../envs/mindspore.yaml"
+    script:
+        "../scripts/train_extractor.py"

@@ -1,0 +1,24 @@
+# Frame features of every Flash-MNIST video, in the seed's pickle format.
+
+
+rule extract_features:
+    input:
+        videos="results/data/flash_{split}/videos.npy",
+        labels="results/data/flash_{split}/labels.npy",
+        checkpoint="results/extractor/extractor.ckpt",
+    output:
+        "results/features/feature_{split}.pkl",
+    params:
+        device=config["features"]["device"],
+        videos_per_chunk=config["features"]["videos_per_chunk"],
+    log:
+        "logs/extract_features/{split}.log",
+    benchmark:
+        "results/benchmarks/extract_features/{split}.tsv"
+    threads: config["features"]["threads"]
+    resources:
+        mem_mb=config["features"]["mem_mb"],
+    conda:
+        "../envs/mindspore.yaml"
+    script:
+        "../scripts/extract_features.py"
