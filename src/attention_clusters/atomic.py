@@ -8,7 +8,8 @@ from pathlib import Path
 
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary path beside `path`; rename it onto `path` only on success."""
+    """Yield a temporary path beside `path`; rename it onto `path` when the block ends without
+    an exception. A block that decides against its output deletes the temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
@@ -22,7 +23,7 @@ def atomic_path(path):
         yield tmp
         if tmp.exists():
             os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+            os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()

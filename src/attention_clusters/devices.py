@@ -7,6 +7,8 @@ from . import WorkflowInputError
 
 log = logging.getLogger("attention_clusters")
 DEVICES = ("CPU", "GPU", "Ascend")
+# MindSpore takes its device and thread count once per process.
+_configured = {}
 
 
 def available_devices():
@@ -32,9 +34,15 @@ def use_device(device, threads=None, mode="graph"):
             f"device {device!r} was asked for, but this MindSpore ({ms.__version__}) can use only: "
             f"{', '.join(found) or 'none'}")
     ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
-    ms.set_device(device)
     threads = int(threads or os.environ.get("OMP_NUM_THREADS") or os.cpu_count())
+    if _configured:
+        if _configured["device"] != device:
+            raise WorkflowInputError(
+                f"device {device!r}: this process already runs on {_configured['device']}")
+        return device
+    ms.set_device(device)
     import mindspore.device_context as device_context
     device_context.cpu.op_tuning.threads_num(threads)
+    _configured.update(device=device, threads=threads)
     log.info("MindSpore %s on %s, %d CPU kernel threads", ms.__version__, device, threads)
     return device

@@ -60,6 +60,7 @@ def fetch_file(name, md5, dest, mirrors, retries=3, timeout=60.0, backoff=1.0):
                     failures.append(f"{mirror} (attempt {attempt}): {err}")
                     log.warning("fetching %s from %s failed (attempt %d/%d): %s",
                                 name, mirror, attempt, retries, err)
+                    tmp.unlink(missing_ok=True)  # atomic_path moves nothing that is gone
                     if attempt < retries:
                         time.sleep(backoff * attempt)
                     continue
@@ -69,10 +70,11 @@ def fetch_file(name, md5, dest, mirrors, retries=3, timeout=60.0, backoff=1.0):
                     # and report it unless another mirror serves the right file.
                     failures.append(f"{source}: MD5 {actual}, expected {md5}")
                     log.warning("%s: MD5 %s, expected %s; discarded", source, actual, md5)
+                    tmp.unlink()
                     break
-                log.info("fetched %s from %s (md5 %s)", name, source, actual)
-                return source
-            # atomic_path renamed tmp onto dest: the file is in place.
+            # Only a file whose checksum matched is left for atomic_path to move onto dest.
+            log.info("fetched %s from %s (md5 %s)", name, source, actual)
+            return source
     checksum_errors = [f for f in failures if "MD5" in f]
     if checksum_errors:
         raise WorkflowInputError(f"{name}: checksum mismatch: " + "; ".join(checksum_errors))

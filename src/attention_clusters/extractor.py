@@ -54,7 +54,11 @@ def band_index(in_rows_per_band, in_width, in_channels, out_channels, kernel, ou
 
 
 def build_network(seed=1):
-    """The extractor with its pre-training head, as a MindSpore Cell (imports MindSpore lazily)."""
+    """The extractor as a MindSpore Cell: construct(frames) gives the 50-d features.
+
+    Its pre-training head (fc2) lives in the same Cell so that one checkpoint holds
+    both; `pretraining_cells` wraps it for training and for noisy-test accuracy.
+    """
     import mindspore as ms
     from mindspore import Parameter, Tensor, nn, ops
     from mindspore.common.initializer import Uniform, initializer
@@ -81,14 +85,19 @@ def build_network(seed=1):
             hwc_to_chw = np.arange(320).reshape(20, 4, 4).transpose(1, 2, 0).ravel()
             self.fc1_order = Tensor(hwc_to_chw.astype(np.int32))
             self.zero = Tensor(np.zeros(1, np.float32))
-            self.dropout = nn.Dropout(p=0.5)
 
         def banded(self, weight, index):
             flat = ops.concat((weight.reshape(-1), self.zero))
             return ops.gather(flat, index, 0)
 
-        def features(self, frames):
-            """(B, 28, 28) uint8 frames -> (B, 50) log-softmax features."""
+        def trunk(self, frames, conv2_keep, fc1_keep):
+            """(B, 28, 28) uint8 -> (B, 50) log-softmax features.
+
+            conv2_keep (B*4, 320) and fc1_keep (B, 50) are dropout masks already scaled by
+            1/(1-p), or None in eval mode. They come from the caller's seeded NumPy
+            generator: MindSpore's own Dropout gave different masks from run to run when
+            its kernels ran on 2 threads.
+            """
             b = frames.shape[0]
             x = ops.cast(frames, ms.float32) * (1.0 / (255.0 * STD)) - MEAN / STD
             pairs = x.reshape(b, 14, 56)
@@ -99,20 +108,56 @@ def build_network(seed=1):
             pairs = h.reshape(b, 6, 240)
             bands = ops.concat((pairs[:, 0:4], pairs[:, 1:5], pairs[:, 2:6]), axis=2).reshape(b * 4, 720)
             y = ops.matmul(bands, self.banded(self.conv2_weight, self.band2))           # (B*4, 320)
-            y = self.dropout(y + ops.tile(self.conv2_bias, (16,)))
+            y = y + ops.tile(self.conv2_bias, (16,))
+            if conv2_keep is not None:
+                y = y * conv2_keep
             y = ops.maximum(ops.maximum(y[:, 0:80], y[:, 80:160]), ops.maximum(y[:, 160:240], y[:, 240:320]))
             h = ops.relu(y).reshape(b, 320)
             fc1 = ops.gather(self.fc1_weight, self.fc1_order, 1)
             h = ops.relu(ops.matmul(h, fc1.T) + self.fc1_bias)
-            return ops.log_softmax(self.dropout(h), axis=1)
+            if fc1_keep is not None:
+                h = h * fc1_keep
+            return ops.log_softmax(h, axis=1)
+
+        def head(self, features):
+            return ops.log_softmax(ops.matmul(features, self.fc2_weight.T) + self.fc2_bias, axis=1)
 
         def construct(self, frames):
-            """Pre-training head: 11-class log-probabilities."""
-            h = self.features(frames)
-            return ops.log_softmax(ops.matmul(h, self.fc2_weight.T) + self.fc2_bias, axis=1)
+            return self.trunk(frames, None, None)
 
     ms.set_seed(seed)
     return FrameFeatureExtractor()
+
+
+def pretraining_cells(net):
+    """(train cell taking dropout masks, eval classifier) around an extractor."""
+    from mindspore import nn
+
+    class PretrainWithDropout(nn.Cell):
+        def __init__(self, extractor):
+            super().__init__()
+            self.extractor = extractor
+
+        def construct(self, frames, conv2_keep, fc1_keep):
+            return self.extractor.head(self.extractor.trunk(frames, conv2_keep, fc1_keep))
+
+    class NoisyMnistClassifier(nn.Cell):
+        def __init__(self, extractor):
+            super().__init__()
+            self.extractor = extractor
+
+        def construct(self, frames):
+            return self.extractor.head(self.extractor.trunk(frames, None, None))
+
+    return PretrainWithDropout(net), NoisyMnistClassifier(net)
+
+
+def dropout_masks(rng, batch, p=0.5):
+    """Keep-masks for conv2's pre-pool output and fc1's output, scaled by 1/(1-p)."""
+    scale = np.float32(1.0 / (1.0 - p))
+    conv2 = (rng.random((batch * 4, 320), dtype=np.float32) >= p).astype(np.float32) * scale
+    fc1 = (rng.random((batch, 50), dtype=np.float32) >= p).astype(np.float32) * scale
+    return conv2, fc1
 
 
 def _batches(n, batch_size, rng, drop_remainder):
@@ -122,12 +167,11 @@ def _batches(n, batch_size, rng, drop_remainder):
         yield order[start:start + batch_size]
 
 
-def evaluate(net, images, labels, batch_size=2048):
+def evaluate(classifier, images, labels, batch_size=2048):
     import mindspore as ms
-    net.set_train(False)
     correct = 0
     for start in range(0, images.shape[0], batch_size):
-        out = net(ms.Tensor(images[start:start + batch_size])).asnumpy()
+        out = classifier(ms.Tensor(images[start:start + batch_size])).asnumpy()
         correct += int((out.argmax(axis=1) == labels[start:start + batch_size]).sum())
     return correct / max(1, images.shape[0])
 
@@ -139,53 +183,71 @@ def train_extractor(train_images, train_labels, test_images, test_labels, epochs
     from mindspore import nn
 
     net = build_network(seed)
+    pretrain, classifier = pretraining_cells(net)
     optimizer = nn.Adam(net.trainable_params(), learning_rate=lr)
     loss_fn = nn.NLLLoss()
 
-    def forward(frames, labels):
-        return loss_fn(net(frames), labels)
+    def forward(frames, labels, conv2_keep, fc1_keep):
+        return loss_fn(pretrain(frames, conv2_keep, fc1_keep), labels)
 
     grad_fn = ms.value_and_grad(forward, None, optimizer.parameters)
 
     @ms.jit
-    def train_step(frames, labels):
-        loss, grads = grad_fn(frames, labels)
+    def train_step(frames, labels, conv2_keep, fc1_keep):
+        loss, grads = grad_fn(frames, labels, conv2_keep, fc1_keep)
         optimizer(grads)
         return loss
 
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7,)))
+    dropout_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(8,)))
     steps_per_epoch = train_images.shape[0] // batch_size
     history = []
     started = time.perf_counter()
     for epoch in range(1, epochs + 1):
-        net.set_train(True)
         progress = Progress(f"extractor epoch {epoch}/{epochs}", steps_per_epoch * batch_size, "images")
         epoch_start, loss_sum = time.perf_counter(), 0.0
         for batch in _batches(train_images.shape[0], batch_size, rng, drop_remainder=True):
-            loss = train_step(ms.Tensor(train_images[batch]), ms.Tensor(train_labels[batch].astype(np.int32)))
+            conv2_keep, fc1_keep = dropout_masks(dropout_rng, batch.size)
+            loss = float(train_step(ms.Tensor(train_images[batch]), ms.Tensor(train_labels[batch].astype(np.int32)),
+                                    ms.Tensor(conv2_keep), ms.Tensor(fc1_keep)).asnumpy())
+            if not np.isfinite(loss):
+                raise FloatingPointError(
+                    f"extractor epoch {epoch}, step {progress.done // batch_size + 1}: loss is {loss}; stopping")
+            loss_sum += loss
             progress.update(batch.size)
-            loss_sum += float(loss.asnumpy()) if progress.done % (batch_size * 200) == 0 else 0.0
-        last_loss = float(loss.asnumpy())
-        if not np.isfinite(last_loss):
-            raise FloatingPointError(f"extractor epoch {epoch}: loss is {last_loss}; stopping")
+        last_loss = loss
         seconds = time.perf_counter() - epoch_start
-        accuracy = evaluate(net, test_images, test_labels)
-        log.info("epoch: %d step: %d, loss is %.6f", epoch, steps_per_epoch, last_loss)
+        accuracy = evaluate(classifier, test_images, test_labels)
+        log.info("epoch: %d step: %d, loss is %.6f (epoch mean %.6f)", epoch, steps_per_epoch, last_loss,
+                 loss_sum / max(1, steps_per_epoch))
         log.info("epoch time: %.3f ms, per step time: %.3f ms, %.0f images/s, noisy-test accuracy %.4f",
                  seconds * 1e3, seconds * 1e3 / max(1, steps_per_epoch),
                  steps_per_epoch * batch_size / seconds, accuracy)
-        history.append({"epoch": epoch, "loss": last_loss, "seconds": seconds,
+        history.append({"epoch": epoch, "loss": last_loss, "mean_loss": loss_sum / max(1, steps_per_epoch),
+                        "seconds": seconds,
                         "images_per_second": steps_per_epoch * batch_size / seconds,
                         "test_accuracy": accuracy})
-    from .atomic import atomic_path
-    with atomic_path(checkpoint_out) as tmp:
-        ms.save_checkpoint(net, str(tmp) + ".ckpt")
-        import os
-        os.replace(str(tmp) + ".ckpt", tmp)
+    save_extractor(net, checkpoint_out)
     return {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
             "train_images": int(train_images.shape[0]), "test_images": int(test_images.shape[0]),
-            "test_accuracy": history[-1]["test_accuracy"] if history else evaluate(net, test_images, test_labels),
+            "test_accuracy": history[-1]["test_accuracy"],
             "train_seconds": time.perf_counter() - started, "history": history}
+
+
+def save_extractor(net, path):
+    """Save under the extractor's own parameter names, atomically.
+
+    Wrapping the extractor in the pre-training cells prefixes its parameters'
+    names ("extractor.conv1_weight"); the checkpoint keeps the plain names.
+    """
+    import os
+
+    import mindspore as ms
+    from .atomic import atomic_path
+    params = [{"name": p.name.rsplit(".", 1)[-1], "data": p} for p in net.get_parameters()]
+    with atomic_path(path) as tmp:
+        ms.save_checkpoint(params, str(tmp) + ".ckpt")  # MindSpore insists on the suffix
+        os.replace(str(tmp) + ".ckpt", tmp)
 
 
 def load_extractor(checkpoint):
@@ -204,23 +266,10 @@ def load_extractor(checkpoint):
 
 
 def feature_function(net):
-    """A jitted (B, 28, 28) uint8 -> (B, 50) float32 feature function in eval mode."""
+    """(B, 28, 28) uint8 -> (B, 50) float32 features, eval mode, as a NumPy function."""
     import mindspore as ms
-    from mindspore import nn
-
-    class Features(nn.Cell):
-        # MindSpore's graph parser cannot call a Cell's other methods from a plain
-        # jitted function, so the feature path gets a Cell of its own.
-        def __init__(self, extractor):
-            super().__init__()
-            self.extractor = extractor
-
-        def construct(self, frames):
-            return self.extractor.features(frames)
-
-    cell = Features(net)
-    cell.set_train(False)
-    return lambda frames: cell(ms.Tensor(frames)).asnumpy()
+    net.set_train(False)
+    return lambda frames: net(ms.Tensor(frames)).asnumpy()
 
 
 def extract_video_features(videos, net, videos_per_chunk=200):

@@ -72,6 +72,10 @@ def write_features(path, chunks):
         writer.close()
 
 
+class RefusedGlobal(pickle.UnpicklingError):
+    """The pickle names a global outside the allowed list."""
+
+
 class _ArrayOnlyUnpickler(pickle.Unpickler):
     ALLOWED = {
         ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
@@ -84,7 +88,7 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) in self.ALLOWED:
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed in a feature pickle")
+        raise RefusedGlobal(f"global '{module}.{name}' is not allowed in a feature pickle")
 
 
 def load_features(path, frames=None, feature_dim=50):
@@ -96,9 +100,9 @@ def load_features(path, frames=None, feature_dim=50):
     try:
         with open(path, "rb") as handle:
             obj = _ArrayOnlyUnpickler(handle, encoding="bytes").load()
-    except pickle.UnpicklingError as err:
+    except RefusedGlobal as err:
         raise WorkflowInputError(f"{path}: refused: {err}") from err
-    except (EOFError, ValueError, TypeError, struct.error, IndexError, KeyError) as err:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, struct.error, IndexError, KeyError) as err:
         raise WorkflowInputError(f"{path}: not a readable feature pickle ({type(err).__name__}: {err})") from err
     if not (isinstance(obj, tuple) and len(obj) == 3):
         raise WorkflowInputError(f"{path}: expected a tuple (feats, labels, indexes), got {type(obj).__name__}")

@@ -69,11 +69,16 @@ def check_pools(labels, min_appear, max_appear, frames):
 
 
 def write_flash_mnist(images, labels, sampler, repeats, frames, min_appear, max_appear,
-                      seed, split, videos_out, labels_out):
-    """Write the (1024*K, frames, 28, 28) uint8 videos and their labels as .npy files."""
+                      seed, split, videos_out, labels_out, frame_digits_out):
+    """Write the (1024*K, frames, 28, 28) uint8 videos, their labels, and the digit of each frame.
+
+    frame_digits (N, frames) int8 holds the digit shown in each frame, -1 for noise: the
+    ground truth that tests and attention pictures compare against.
+    """
     pools = check_pools(labels, min_appear, max_appear, frames)
     total = N_CLASSES * repeats
     progress = Progress(f"flash_mnist[{split}]", total, "videos")
+    frame_digits = np.empty((total, frames), np.int8)
     with atomic_path(videos_out) as tmp_videos:
         out = open_memmap(tmp_videos, mode="w+", dtype=np.uint8, shape=(total, frames, 28, 28))
         for label in range(N_CLASSES):
@@ -85,9 +90,12 @@ def write_flash_mnist(images, labels, sampler, repeats, frames, min_appear, max_
             shown = picks >= 0
             videos[shown] = np.maximum(videos[shown], images[picks[shown]])
             out[label * repeats:(label + 1) * repeats] = videos
+            frame_digits[label * repeats:(label + 1) * repeats] = plan
             progress.update(repeats)
         out.flush()
         del out
-        with atomic_path(labels_out) as tmp_labels:
+        with atomic_path(labels_out) as tmp_labels, atomic_path(frame_digits_out) as tmp_digits:
             with open(tmp_labels, "wb") as handle:
                 np.save(handle, np.repeat(np.arange(N_CLASSES, dtype=np.int64), repeats))
+            with open(tmp_digits, "wb") as handle:
+                np.save(handle, frame_digits)

@@ -17,7 +17,8 @@ def run(snakemake, step, **kwargs):
                         format="%(asctime)s %(levelname)s %(message)s")
     log = logging.getLogger("attention_clusters")
     started = time.perf_counter()
-    log.info("rule %s: %s", snakemake.rule, ", ".join(f"{k}={v}" for k, v in snakemake.params.items()))
+    log.info("rule %s, wildcards %s, params %s", snakemake.rule, dict(snakemake.wildcards.items()),
+             dict(snakemake.params.items()))
     try:
         step(**kwargs)
     except WorkflowInputError as err:

@@ -55,13 +55,14 @@ def noisy_mnist(mnist_paths, histogram, split, repeats, noise_count, seed, image
 
 
 def flash_mnist(mnist_paths, histogram, split, repeats, frames, min_appearances, max_appearances, seed,
-                videos_out, labels_out):
+                videos_out, labels_out, frame_digits_out):
     from .flash_mnist import write_flash_mnist
     from .idx import load_mnist
     from .noise import load_sampler
     data = load_mnist(mnist_paths)
     write_flash_mnist(data[f"{split}_images"], data[f"{split}_labels"], load_sampler(histogram), repeats,
-                      frames, min_appearances, max_appearances, seed, split, videos_out, labels_out)
+                      frames, min_appearances, max_appearances, seed, split, videos_out, labels_out,
+                      frame_digits_out)
 
 
 def train_extractor(train_images, train_labels, test_images, test_labels, device, threads,

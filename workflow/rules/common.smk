@@ -30,3 +30,55 @@ def mnist_files():
     return {
         key: f"{MNIST_DIR}/{config['mnist']['files'][key]['name']}" for key in MNIST_KEYS
     }
+
+
+# Each rule passes its values as one `settings` dict. Snakemake records a job's params
+# as a *set* of values without their names, so with separate params a change such as
+# k_test 1 -> 2 goes unnoticed when another param already equals 2; a dict is recorded
+# with its keys, and any changed value reruns the job.
+
+
+def synthetic_settings():
+    return {
+        "n_train": config["mnist"]["synthetic"]["n_train"],
+        "n_test": config["mnist"]["synthetic"]["n_test"],
+        "seed": config["seed"],
+    }
+
+
+def download_settings():
+    return {
+        "files": config["mnist"]["files"],
+        "mirrors": config["mnist"]["mirrors"],
+        "retries": config["mnist"]["retries"],
+        "timeout": config["mnist"]["timeout_seconds"],
+    }
+
+
+def noisy_settings(wildcards):
+    return {
+        "split": wildcards.split,
+        "repeats": config["noisy"][f"{wildcards.split}_repeats"],
+        "noise_count": config["noisy"][f"{wildcards.split}_noise"],
+        "seed": config["seed"],
+    }
+
+
+def flash_settings(wildcards):
+    return {
+        "split": wildcards.split,
+        "repeats": config["flash"][f"k_{wildcards.split}"],
+        "frames": config["flash"]["frames"],
+        "min_appearances": config["flash"]["min_appearances"],
+        "max_appearances": config["flash"]["max_appearances"],
+        "seed": config["seed"],
+    }
+
+
+def extractor_settings():
+    keys = ("device", "epochs", "batch_size", "lr", "seed")
+    return {key: config["extractor"][key] for key in keys}
+
+
+def features_settings():
+    return {key: config["features"][key] for key in ("device", "videos_per_chunk")}

@@ -9,9 +9,7 @@ rule noisy_mnist:
         images="results/data/noisy_{split}/images.npy",
         labels="results/data/noisy_{split}/labels.npy",
     params:
-        repeats=lambda wc: config["noisy"][f"{wc.split}_repeats"],
-        noise_count=lambda wc: config["noisy"][f"{wc.split}_noise"],
-        seed=config["seed"],
+        settings=noisy_settings,
     log:
         "logs/noisy_mnist/{split}.log",
     benchmark:
@@ -32,12 +30,9 @@ rule flash_mnist:
     output:
         videos="results/data/flash_{split}/videos.npy",
         labels="results/data/flash_{split}/labels.npy",
+        frame_digits="results/data/flash_{split}/frame_digits.npy",
     params:
-        repeats=lambda wc: config["flash"][f"k_{wc.split}"],
-        frames=config["flash"]["frames"],
-        min_appearances=config["flash"]["min_appearances"],
-        max_appearances=config["flash"]["max_appearances"],
-        seed=config["seed"],
+        settings=flash_settings,
     log:
         "logs/flash_mnist/{split}.log",
     benchmark:

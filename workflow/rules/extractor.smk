@@ -11,11 +11,7 @@ rule train_extractor:
         checkpoint="results/extractor/extractor.ckpt",
         metrics="results/extractor/metrics.json",
     params:
-        device=config["extractor"]["device"],
-        epochs=config["extractor"]["epochs"],
-        batch_size=config["extractor"]["batch_size"],
-        lr=config["extractor"]["lr"],
-        seed=config["extractor"]["seed"],
+        settings=extractor_settings(),
     log:
         "logs/train_extractor.log",
     benchmark:

@@ -9,8 +9,7 @@ rule extract_features:
     output:
         "results/features/feature_{split}.pkl",
     params:
-        device=config["features"]["device"],
-        videos_per_chunk=config["features"]["videos_per_chunk"],
+        settings=features_settings(),
     log:
         "logs/extract_features/{split}.log",
     benchmark:

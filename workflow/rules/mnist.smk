@@ -6,10 +6,7 @@ if config["mnist"]["source"] == "download":
         output:
             **mnist_files(),
         params:
-            files=config["mnist"]["files"],
-            mirrors=config["mnist"]["mirrors"],
-            retries=config["mnist"]["retries"],
-            timeout=config["mnist"]["timeout_seconds"],
+            settings=download_settings(),
         log:
             "logs/download_mnist.log",
         localrule: True
@@ -25,9 +22,7 @@ else:
         output:
             **mnist_files(),
         params:
-            n_train=config["mnist"]["synthetic"]["n_train"],
-            n_test=config["mnist"]["synthetic"]["n_test"],
-            seed=config["seed"],
+            settings=synthetic_settings(),
         log:
             "logs/synthesize_mnist.log",
         benchmark:

@@ -1,6 +1,4 @@
 from attention_clusters import steps
 from attention_clusters.rule_runner import run
 
-run(snakemake, steps.download_mnist, out_paths=dict(snakemake.output.items()),
-    files=snakemake.params.files, mirrors=snakemake.params.mirrors,
-    retries=snakemake.params.retries, timeout=snakemake.params.timeout)
+run(snakemake, steps.download_mnist, out_paths=dict(snakemake.output.items()), **snakemake.params.settings)

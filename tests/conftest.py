@@ -1,0 +1,49 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+@pytest.fixture(scope="session")
+def tiny_mnist():
+    """A small synthetic MNIST (train 400, test 100) shared by the unit tests."""
+    from attention_clusters.synthetic_mnist import make_split
+    train = make_split(400, 7, 0)
+    test = make_split(100, 7, 1)
+    return {"train_images": train[0], "train_labels": train[1],
+            "test_images": test[0], "test_labels": test[1]}
+
+
+def make_workdir(tmp_path, preset_overrides=None):
+    """A fresh copy of the workflow and its config in tmp_path, as a user's checkout would be."""
+    for name in ("workflow", "config"):
+        shutil.copytree(ROOT / name, tmp_path / name)
+    if preset_overrides:
+        (tmp_path / "config" / "test.yaml").write_text(preset_overrides)
+    return tmp_path
+
+
+def run_snakemake(workdir, *args, check=True, timeout=900):
+    env = dict(os.environ)
+    env.setdefault("GLOG_v", "3")  # MindSpore's C++ warnings would drown the logs
+    proc = subprocess.run([SNAKEMAKE, *args], cwd=workdir, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+    return proc
+
+
+def labels_from_bits(frame_digits):
+    """The label each video's frame digits imply: the bit set of the digits shown."""
+    labels = np.zeros(frame_digits.shape[0], np.int64)
+    for digit in range(10):
+        labels |= (frame_digits == digit).any(axis=1).astype(np.int64) << digit
+    return labels

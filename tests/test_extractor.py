@@ -1,0 +1,89 @@
+import numpy as np
+import pytest
+
+ms = pytest.importorskip("mindspore")
+from mindspore import nn, ops  # noqa: E402
+
+from attention_clusters.devices import use_device  # noqa: E402
+from attention_clusters.extractor import build_network, extract_video_features, feature_function, load_extractor, train_extractor  # noqa: E402
+from attention_clusters.noise import NoiseSampler, pixel_histogram  # noqa: E402
+from attention_clusters.noisy_mnist import write_noisy_mnist  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cpu():
+    use_device("CPU", 2)
+
+
+class ReferenceExtractor(nn.Cell):
+    """The extractor written plainly with nn.Conv2d, as the seed did."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 10, 5, pad_mode="valid", has_bias=True)
+        self.conv2 = nn.Conv2d(10, 20, 5, pad_mode="valid", has_bias=True)
+        self.fc1 = nn.Dense(320, 50)
+        self.pool = nn.MaxPool2d(2, 2)
+
+    def construct(self, frames):
+        x = (ops.cast(frames, ms.float32) / 255.0 - 0.1307) / 0.3081
+        x = x.reshape(x.shape[0], 1, 28, 28)
+        x = ops.relu(self.pool(self.conv1(x)))
+        x = ops.relu(self.pool(self.conv2(x)))
+        x = x.reshape(x.shape[0], -1)
+        return ops.log_softmax(ops.relu(self.fc1(x)), axis=1)
+
+
+def test_banded_network_equals_conv2d_reference():
+    net = build_network(3)
+    ref = ReferenceExtractor()
+    ref.set_train(False)
+    for name in ("conv1", "conv2", "fc1"):
+        getattr(ref, name).weight.set_data(getattr(net, f"{name}_weight").value())
+        getattr(ref, name).bias.set_data(getattr(net, f"{name}_bias").value())
+    frames = np.random.default_rng(0).integers(0, 256, (96, 28, 28)).astype(np.uint8)
+    ours = feature_function(net)(frames)
+    theirs = ref(ms.Tensor(frames)).asnumpy()
+    assert ours.shape == (96, 50)
+    np.testing.assert_allclose(ours, theirs, atol=2e-5)
+    np.testing.assert_allclose(np.exp(ours).sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_synthetic_digits_are_learnable(tmp_path, tiny_mnist):
+    """Pre-training on synthetic Noisy-MNIST gets far above the 1/11 chance level."""
+    sampler = NoiseSampler(pixel_histogram(tiny_mnist["train_images"], tiny_mnist["test_images"]))
+    for split, repeats, noise in (("train", 12, 400), ("test", 1, 20)):
+        write_noisy_mnist(tiny_mnist[f"{split}_images"], tiny_mnist[f"{split}_labels"], sampler, repeats, noise, 1,
+                          split, tmp_path / f"{split}_i.npy", tmp_path / f"{split}_l.npy")
+    metrics = train_extractor(np.load(tmp_path / "train_i.npy"), np.load(tmp_path / "train_l.npy"),
+                              np.load(tmp_path / "test_i.npy"), np.load(tmp_path / "test_l.npy"),
+                              epochs=2, batch_size=64, lr=1e-3, seed=1, checkpoint_out=tmp_path / "x.ckpt")
+    assert metrics["test_accuracy"] > 0.6, metrics
+    # Same seed, same weights: training is reproducible on CPU whatever the thread count.
+    train_extractor(np.load(tmp_path / "train_i.npy"), np.load(tmp_path / "train_l.npy"),
+                    np.load(tmp_path / "test_i.npy"), np.load(tmp_path / "test_l.npy"),
+                    epochs=2, batch_size=64, lr=1e-3, seed=1, checkpoint_out=tmp_path / "y.ckpt")
+    first, second = ms.load_checkpoint(str(tmp_path / "x.ckpt")), ms.load_checkpoint(str(tmp_path / "y.ckpt"))
+    assert all(np.array_equal(first[k].asnumpy(), second[k].asnumpy()) for k in first)
+    # The checkpoint reloads into the same function, and videos go through it in chunks.
+    net = load_extractor(tmp_path / "x.ckpt")
+    videos = np.load(tmp_path / "test_i.npy")[:100].reshape(4, 25, 28, 28)
+    chunks = list(extract_video_features(videos, net, videos_per_chunk=3))
+    assert [start for start, _ in chunks] == [0, 3]
+    feats = np.concatenate([f for _, f in chunks])
+    assert feats.shape == (4, 25, 50) and feats.dtype == np.float32
+    np.testing.assert_allclose(feats.reshape(100, 50), feature_function(net)(videos.reshape(100, 28, 28)), atol=1e-5)
+
+
+def test_unavailable_device_is_one_clear_error():
+    from attention_clusters import WorkflowInputError
+    with pytest.raises(WorkflowInputError, match=r"device 'Ascend' was asked for, but this MindSpore .* can use only: CPU"):
+        use_device("Ascend")
+    use_device("CPU", 2)
+
+
+def test_corrupt_checkpoint_names_file(tmp_path):
+    from attention_clusters import WorkflowInputError
+    (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(WorkflowInputError, match=r"bad\.ckpt: not a readable MindSpore checkpoint"):
+        load_extractor(tmp_path / "bad.ckpt")

@@ -1,0 +1,142 @@
+"""End-to-end Snakemake runs of the data stages on the tiny synthetic preset."""
+
+import gzip
+import hashlib
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+
+from attention_clusters.features import load_features
+from attention_clusters.idx import write_idx
+from conftest import labels_from_bits, make_workdir, run_snakemake
+
+pytestmark = pytest.mark.slow
+TINY = ("--cores", "2", "--configfile", "config/tiny.yaml")
+# One --configfile option with several files: a second --configfile option replaces the first.
+TINY_AND_TEST = ("--cores", "2", "--configfile", "config/tiny.yaml", "config/test.yaml")
+OUTPUTS = ("results/features/feature_train.pkl", "results/features/feature_test.pkl",
+           "results/data/flash_train/videos.npy", "results/data/noisy_train/images.npy",
+           "results/extractor/extractor.ckpt")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    workdir = make_workdir(tmp_path_factory.mktemp("tiny"))
+    run_snakemake(workdir, *TINY)
+    return workdir
+
+
+def test_lint_is_clean(tmp_path):
+    proc = run_snakemake(make_workdir(tmp_path), "--lint", check=False)
+    assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("split,k", [("train", 2), ("test", 1)])
+def test_tiny_pickles(tiny_run, split, k):
+    path = tiny_run / f"results/features/feature_{split}.pkl"
+    with open(path, "rb") as handle:  # the seed's loader
+        feats, labels, indexes = pickle.load(handle, encoding="bytes")
+    assert len(feats) == len(labels) == len(indexes) == 1024 * k
+    assert all(f.shape == (25, 50) and f.dtype == np.float32 for f in feats)
+    assert min(labels) == 0 and max(labels) == 1023 and labels == sorted(labels)
+    assert np.array_equal(np.bincount(labels), np.full(1024, k))
+    # Each label is the set of digits its frames really show.
+    frame_digits = np.load(tiny_run / f"results/data/flash_{split}/frame_digits.npy")
+    assert np.array_equal(labels_from_bits(frame_digits), np.asarray(labels))
+    stacked, checked_labels, _ = load_features(path, frames=25)
+    assert np.isfinite(stacked).all()
+    # Features are log-probabilities over the 50 units.
+    np.testing.assert_allclose(np.exp(stacked).sum(axis=2), 1.0, atol=1e-4)
+    # Videos of one label differ, and so do their features.
+    assert not np.array_equal(stacked[0], stacked[1]) or k == 1
+
+
+def test_logs_and_benchmarks(tiny_run):
+    log = (tiny_run / "logs/train_extractor.log").read_text()
+    assert "epoch: 1 step:" in log and "per step time" in log and "ETA" in log
+    assert "frames/s" in (tiny_run / "logs/extract_features/train.log").read_text()
+    for rule in ("train_extractor.tsv", "flash_mnist/train.tsv", "extract_features/test.tsv"):
+        assert (tiny_run / "results/benchmarks" / rule).exists()
+
+
+def test_second_run_does_nothing(tiny_run):
+    proc = run_snakemake(tiny_run, *TINY, "--dry-run")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_same_config_same_bytes(tiny_run, tmp_path):
+    again = make_workdir(tmp_path)
+    run_snakemake(again, *TINY)
+    for output in OUTPUTS:
+        first = hashlib.sha256((tiny_run / output).read_bytes()).hexdigest()
+        second = hashlib.sha256((again / output).read_bytes()).hexdigest()
+        assert first == second, f"{output} differs between two runs of the same config"
+
+
+def test_changing_k_reruns_only_its_split(tiny_run):
+    (tiny_run / "config/test.yaml").write_text("flash:\n  k_test: 2\n")
+    out = run_snakemake(tiny_run, *TINY_AND_TEST, "--dry-run").stdout
+    assert "flash_mnist" in out and "extract_features" in out
+    assert "train_extractor" not in out and "noisy_mnist" not in out and "synthesize_mnist" not in out
+
+
+def test_bad_config_value_is_one_clear_error(tmp_path):
+    workdir = make_workdir(tmp_path, "flash:\n  k_train: -1\n")
+    proc = run_snakemake(workdir, *TINY_AND_TEST, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "k_train" in out and "-1 is less than the minimum of 1" in out
+    assert not (workdir / "results").exists() and not (workdir / "resources").exists()
+
+
+def _download_preset(mirror, files):
+    lines = ["mnist:", "  source: download", f"  mirrors: ['{mirror}']", "  retries: 1", "  files:"]
+    for key, (name, md5) in files.items():
+        lines.append(f"    {key}: {{name: {name}, md5: '{md5}'}}")
+    return "\n".join(lines) + "\n"
+
+
+def _mirror_of(tmp_path, tiny_run):
+    mirror = tmp_path / "mirror"
+    shutil.copytree(tiny_run / "resources/mnist-synthetic", mirror)
+    files = {}
+    for key, name in (("train_images", "train-images-idx3-ubyte.gz"), ("train_labels", "train-labels-idx1-ubyte.gz"),
+                      ("test_images", "t10k-images-idx3-ubyte.gz"), ("test_labels", "t10k-labels-idx1-ubyte.gz")):
+        files[key] = (name, hashlib.md5((mirror / name).read_bytes()).hexdigest())
+    return mirror, files
+
+
+def test_download_from_local_mirror(tmp_path, tiny_run):
+    mirror, files = _mirror_of(tmp_path, tiny_run)
+    workdir = make_workdir(tmp_path / "w", _download_preset(mirror.as_uri(), files))
+    run_snakemake(workdir, "results/data/noise_histogram.npy", *TINY_AND_TEST)
+    assert (workdir / "resources/mnist-download/t10k-images-idx3-ubyte.gz").read_bytes() == \
+        (mirror / "t10k-images-idx3-ubyte.gz").read_bytes()
+
+
+def test_wrong_checksum_fails_and_leaves_nothing(tmp_path, tiny_run):
+    mirror, files = _mirror_of(tmp_path, tiny_run)
+    files["test_labels"] = (files["test_labels"][0], "0" * 32)
+    workdir = make_workdir(tmp_path / "w", _download_preset(str(mirror), files))
+    proc = run_snakemake(workdir, *TINY_AND_TEST, check=False)
+    assert proc.returncode != 0
+    log = (workdir / "logs/download_mnist.log").read_text()
+    actual = hashlib.md5((mirror / "t10k-labels-idx1-ubyte.gz").read_bytes()).hexdigest()
+    assert "t10k-labels-idx1-ubyte.gz: checksum mismatch" in log and actual in log and "0" * 32 in log
+    assert not list((workdir / "resources").rglob("*.gz")) if (workdir / "resources").exists() else True
+
+
+def test_truncated_file_fails_and_leaves_nothing(tmp_path, tiny_run):
+    mirror, files = _mirror_of(tmp_path, tiny_run)
+    data = (mirror / "train-images-idx3-ubyte.gz").read_bytes()
+    (mirror / "train-images-idx3-ubyte.gz").write_bytes(data[: len(data) // 3])
+    files["train_images"] = ("train-images-idx3-ubyte.gz",
+                             hashlib.md5((mirror / "train-images-idx3-ubyte.gz").read_bytes()).hexdigest())
+    workdir = make_workdir(tmp_path / "w", _download_preset(str(mirror), files))
+    proc = run_snakemake(workdir, *TINY_AND_TEST, check=False)
+    assert proc.returncode != 0
+    assert "train-images-idx3-ubyte.gz: not a complete gzip file" in (workdir / "logs/download_mnist.log").read_text()
+    assert not (workdir / "resources").exists() or not list((workdir / "resources").rglob("*.gz"))
+    assert not (workdir / "results").exists() or not list((workdir / "results").rglob("*.npy"))
