@@ -68,7 +68,8 @@ def test_synthetic_digits_are_learnable(tmp_path, tiny_mnist):
     # The checkpoint reloads into the same function, and videos go through it in chunks.
     net = load_extractor(tmp_path / "x.ckpt")
     videos = np.load(tmp_path / "test_i.npy")[:100].reshape(4, 25, 28, 28)
-    chunks = list(extract_video_features(videos, net, videos_per_chunk=3))
+    np.save(tmp_path / "videos.npy", videos)
+    chunks = list(extract_video_features(tmp_path / "videos.npy", net, videos_per_chunk=3))
     assert [start for start, _ in chunks] == [0, 3]
     feats = np.concatenate([f for _, f in chunks])
     assert feats.shape == (4, 25, 50) and feats.dtype == np.float32

@@ -43,6 +43,13 @@ def use_device(device, threads=None, mode="graph"):
     ms.set_device(device)
     import mindspore.device_context as device_context
     device_context.cpu.op_tuning.threads_num(threads)
+    if device == "CPU":
+        # MindSpore's default of 5 dispatch threads plus parallel op launch competes with
+        # its kernel threads on a small CPU: a training step of the extractor took 27-145 ms
+        # (batch 64, 2 cores) with the defaults, a steady 24-27 ms with one of each.
+        import mindspore.runtime
+        mindspore.runtime.dispatch_threads_num(1)
+        ms.set_context(inter_op_parallel_num=1)
     _configured.update(device=device, threads=threads)
     log.info("MindSpore %s on %s, %d CPU kernel threads", ms.__version__, device, threads)
     return device

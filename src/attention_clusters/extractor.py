@@ -272,13 +272,13 @@ def feature_function(net):
     return lambda frames: net(ms.Tensor(frames)).asnumpy()
 
 
-def extract_video_features(videos, net, videos_per_chunk=200):
-    """Yield (start, (n, frames, 50) float32) chunks of features for a (N, frames, 28, 28) array."""
+def extract_video_features(videos_npy, net, videos_per_chunk=200):
+    """Yield (start, (n, frames, 50) float32) feature chunks for a (N, frames, 28, 28) .npy file."""
+    from .npy_stream import iter_npy_chunks, npy_shape
     features = feature_function(net)
-    total, frames = videos.shape[0], videos.shape[1]
+    (total, frames, _, _), _ = npy_shape(videos_npy)
     progress = Progress("extract_features", total * frames, "frames")
-    for start in range(0, total, videos_per_chunk):
-        chunk = np.ascontiguousarray(videos[start:start + videos_per_chunk])
+    for start, chunk in iter_npy_chunks(videos_npy, videos_per_chunk):
         n = chunk.shape[0]
         # Pad the last chunk so every call has the same shape (one compiled graph).
         if n < videos_per_chunk:

@@ -10,10 +10,10 @@ grow with K.
 import logging
 
 import numpy as np
-from numpy.lib.format import open_memmap
 
 from . import WorkflowInputError
-from .atomic import atomic_path
+from .atomic import atomic_open, atomic_path
+from .npy_stream import NpyWriter
 from .progress import Progress
 
 log = logging.getLogger("attention_clusters")
@@ -79,8 +79,8 @@ def write_flash_mnist(images, labels, sampler, repeats, frames, min_appear, max_
     total = N_CLASSES * repeats
     progress = Progress(f"flash_mnist[{split}]", total, "videos")
     frame_digits = np.empty((total, frames), np.int8)
-    with atomic_path(videos_out) as tmp_videos:
-        out = open_memmap(tmp_videos, mode="w+", dtype=np.uint8, shape=(total, frames, 28, 28))
+    with atomic_open(videos_out) as handle:
+        out = NpyWriter(handle, (total, frames, 28, 28), np.uint8)
         for label in range(N_CLASSES):
             # One RNG per label: chunks are independent and the result is reproducible.
             rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(SPLIT_IDS[split], label)))
@@ -89,11 +89,10 @@ def write_flash_mnist(images, labels, sampler, repeats, frames, min_appear, max_
             videos = sampler.sample(rng, (repeats, frames, 28, 28))
             shown = picks >= 0
             videos[shown] = np.maximum(videos[shown], images[picks[shown]])
-            out[label * repeats:(label + 1) * repeats] = videos
+            out.write(videos)
             frame_digits[label * repeats:(label + 1) * repeats] = plan
             progress.update(repeats)
-        out.flush()
-        del out
+        out.close()
         with atomic_path(labels_out) as tmp_labels, atomic_path(frame_digits_out) as tmp_digits:
             with open(tmp_labels, "wb") as handle:
                 np.save(handle, np.repeat(np.arange(N_CLASSES, dtype=np.int64), repeats))

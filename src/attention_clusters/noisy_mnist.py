@@ -7,9 +7,9 @@ class 10 is pure noise.
 import logging
 
 import numpy as np
-from numpy.lib.format import open_memmap
 
-from .atomic import atomic_path
+from .atomic import atomic_open, atomic_path
+from .npy_stream import NpyWriter
 from .progress import Progress
 
 log = logging.getLogger("attention_clusters")
@@ -28,8 +28,8 @@ def write_noisy_mnist(images, labels, sampler, repeats, noise_count, seed, split
     source = np.tile(np.arange(images.shape[0]), repeats)
     out_labels = np.concatenate([labels[source], np.full(noise_count, NOISE_CLASS, np.uint8)]).astype(np.uint8)
     progress = Progress(f"noisy_mnist[{split}]", total, "images")
-    with atomic_path(images_out) as tmp_images:
-        out = open_memmap(tmp_images, mode="w+", dtype=np.uint8, shape=(total, 28, 28))
+    with atomic_open(images_out) as handle:
+        out = NpyWriter(handle, (total, 28, 28), np.uint8)
         for index, start in enumerate(range(0, total, chunk)):
             stop = min(start + chunk, total)
             # One RNG per chunk: the output does not depend on how chunks are scheduled.
@@ -39,10 +39,9 @@ def write_noisy_mnist(images, labels, sampler, repeats, noise_count, seed, split
             if digit_stop > start:
                 np.maximum(frames[:digit_stop - start], images[source[start:digit_stop]],
                            out=frames[:digit_stop - start])
-            out[start:stop] = frames
+            out.write(frames)
             progress.update(stop - start)
-        out.flush()
-        del out
+        out.close()
         with atomic_path(labels_out) as tmp_labels:
             with open(tmp_labels, "wb") as handle:
                 np.save(handle, out_labels)

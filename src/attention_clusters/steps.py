@@ -83,7 +83,6 @@ def extract_features(videos, labels, checkpoint, device, threads, videos_per_chu
     from .features import write_features
     use_device(device, threads)
     net = load_extractor(checkpoint)
-    videos = np.load(videos, mmap_mode="r")
     labels = np.load(labels)
     chunks = ((feats, labels[start:start + len(feats)], np.arange(start, start + len(feats)))
               for start, feats in extract_video_features(videos, net, videos_per_chunk))
