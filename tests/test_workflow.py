@@ -1,15 +1,15 @@
 """End-to-end Snakemake runs of the data stages on the tiny synthetic preset."""
 
-import gzip
 import hashlib
+import json
 import pickle
+import re
 import shutil
 
 import numpy as np
 import pytest
 
 from attention_clusters.features import load_features
-from attention_clusters.idx import write_idx
 from conftest import labels_from_bits, make_workdir, run_snakemake
 
 pytestmark = pytest.mark.slow
@@ -18,7 +18,14 @@ TINY = ("--cores", "2", "--configfile", "config/tiny.yaml")
 TINY_AND_TEST = ("--cores", "2", "--configfile", "config/tiny.yaml", "config/test.yaml")
 OUTPUTS = ("results/features/feature_train.pkl", "results/features/feature_test.pkl",
            "results/data/flash_train/videos.npy", "results/data/noisy_train/images.npy",
-           "results/extractor/extractor.ckpt")
+           "results/extractor/extractor.ckpt", "results/sweep/CPU/fc2_natt4/model.ckpt",
+           "results/sweep/CPU/fc1_natt2/test_predictions.npy")
+
+
+def planned_jobs(proc):
+    """{rule: count} from the job-stats table of a dry run."""
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", proc.stdout, re.M)
+            if m.group(1) != "total"}
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +87,54 @@ def test_changing_k_reruns_only_its_split(tiny_run):
     out = run_snakemake(tiny_run, *TINY_AND_TEST, "--dry-run").stdout
     assert "flash_mnist" in out and "extract_features" in out
     assert "train_extractor" not in out and "noisy_mnist" not in out and "synthesize_mnist" not in out
+    assert "train_model" not in out and "eval_model" in out
+
+
+def test_sweep_metrics(tiny_run):
+    lines = (tiny_run / "results/metrics.tsv").read_text().splitlines()
+    header = lines[0].split("\t")
+    rows = [dict(zip(header, line.split("\t"))) for line in lines[1:]]
+    assert [(r["device"], r["fc"], r["natt"]) for r in rows] == [("CPU", "1", "2"), ("CPU", "2", "4")]
+    for row in rows:
+        assert 0 <= float(row["top1"]) <= float(row["top5"]) <= 1 and int(row["epochs"]) == 3
+        assert int(row["parameters"]) > 0 and 1 <= int(row["best_epoch"]) <= 3
+    metrics = json.loads((tiny_run / "results/sweep/CPU/fc2_natt4/metrics.json").read_text())
+    assert metrics["lr"] == 1e-3 and metrics["weight_decay"] == 1e-4 and metrics["test_videos"] == 1024
+    log = (tiny_run / "logs/train_model/CPU/fc1_natt2.log").read_text()
+    assert "epoch: 3 step:" in log and "per step time" in log and "validation top-1" in log
+    assert len((tiny_run / "results/sweep/CPU/fc1_natt2/history.tsv").read_text().splitlines()) == 4
+
+
+def test_editing_one_rows_lr_reruns_that_row_only(tiny_run):
+    table = tiny_run / "config/sweep_tiny.tsv"
+    original = table.read_text()
+    try:
+        table.write_text(original.replace("2\t4\t1e-3\t1e-4\t3", "2\t4\t2e-3\t1e-4\t3"))
+        jobs = planned_jobs(run_snakemake(tiny_run, *TINY, "--dry-run"))
+    finally:
+        table.write_text(original)
+    assert jobs == {"train_model": 1, "eval_model": 1, "sweep_metrics": 1, "all": 1}
+
+
+def test_changing_extractor_epochs_reruns_features_and_every_model(tiny_run):
+    (tiny_run / "config/test.yaml").write_text("extractor:\n  epochs: 4\n")
+    jobs = planned_jobs(run_snakemake(tiny_run, *TINY_AND_TEST, "--dry-run"))
+    assert jobs == {"train_extractor": 1, "extract_features": 2, "train_model": 2, "eval_model": 2,
+                    "sweep_metrics": 1, "all": 1}
+
+
+def test_unavailable_device_fails_at_once_and_the_rest_goes_on(tiny_run):
+    (tiny_run / "config/test.yaml").write_text("sweep:\n  devices: [CPU, GPU]\n")
+    proc = run_snakemake(tiny_run, *TINY_AND_TEST, "--keep-going", check=False)
+    assert proc.returncode != 0
+    log = (tiny_run / "logs/train_model/GPU/fc1_natt2.log").read_text()
+    assert "device 'GPU' was asked for, but this MindSpore (2.10.0) can use only: CPU" in log
+    assert "Error in rule train_model" in proc.stdout + proc.stderr
+    assert not (tiny_run / "results/sweep/GPU/fc1_natt2/model.ckpt").exists()
+    assert (tiny_run / "results/sweep/CPU/fc2_natt4/metrics.json").exists()
+    # The CPU models were left alone: nothing to do for them.
+    (tiny_run / "config/test.yaml").write_text("sweep:\n  devices: [CPU]\n")
+    assert "Nothing to be done" in run_snakemake(tiny_run, *TINY_AND_TEST, "--dry-run").stdout
 
 
 def test_bad_config_value_is_one_clear_error(tmp_path):

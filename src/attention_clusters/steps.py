@@ -88,3 +88,52 @@ def extract_features(videos, labels, checkpoint, device, threads, videos_per_chu
               for start, feats in extract_video_features(videos, net, videos_per_chunk))
     write_features(out, chunks)
     log.info("wrote %d video features to %s", len(labels), out)
+
+
+def train_model(features, device, threads, fc, natt, attention, epochs, lr, weight_decay, batch_size, val_fraction,
+                seed, state_dir, checkpoint_out, history_out, summary_out):
+    from .devices import use_device
+    from .features import load_features
+    from .train import train_model as train
+    use_device(device, threads)  # first: an unusable device fails before the features load
+    feats, labels, _ = load_features(features)
+    summary = train(feats, labels, fc, natt, attention, epochs, lr, weight_decay, batch_size, val_fraction, seed,
+                    state_dir, checkpoint_out, history_out)
+    summary["device"] = device
+    _write_json(summary_out, summary)
+    log.info("fc%d natt%d on %s: best epoch %d, validation top-1 %.4f, %.1f s", fc, natt, device,
+             summary["best_epoch"], summary["best_val_top1"], summary["train_seconds"])
+
+
+def eval_model(features, checkpoint, summary, device, threads, fc, natt, attention, metrics_out, predictions_out):
+    from .devices import use_device
+    from .features import load_features
+    from .train import evaluate, load_model
+    use_device(device, threads)
+    feats, labels, _ = load_features(features)
+    model = load_model(checkpoint, fc, natt, attention, feats.shape[2], feats.shape[1])
+    top1, top5, predictions = evaluate(model, feats, labels)
+    with open(summary) as handle:
+        metrics = json.load(handle)
+    metrics.update(top1=top1, top5=top5, test_videos=int(labels.shape[0]))
+    _write_json(metrics_out, metrics)
+    with atomic_open(predictions_out) as handle:
+        np.save(handle, predictions)
+    log.info("result: {'top_1_accuracy': %s, 'top_5_accuracy': %s} ckpt: %s", top1, top5, checkpoint)
+
+
+METRIC_COLUMNS = ("device", "fc", "natt", "attention", "epochs", "lr", "weight_decay", "top1", "top5",
+                  "best_epoch", "best_val_top1", "train_seconds", "parameters", "seed")
+
+
+def sweep_metrics(metrics_files, out):
+    rows = []
+    for path in metrics_files:
+        with open(path) as handle:
+            rows.append(json.load(handle))
+    rows.sort(key=lambda r: (r["device"], r["attention"], r["fc"], r["natt"], r["seed"]))
+    with atomic_open(out, "w") as handle:
+        handle.write("\t".join(METRIC_COLUMNS) + "\n")
+        for row in rows:
+            handle.write("\t".join(str(row[c]) for c in METRIC_COLUMNS) + "\n")
+    log.info("%d models in %s", len(rows), out)

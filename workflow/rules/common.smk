@@ -82,3 +82,47 @@ def extractor_settings():
 
 def features_settings():
     return {key: config["features"][key] for key in ("device", "videos_per_chunk")}
+
+
+# The sweep: table rows x devices. Model outputs live under results/sweep/{device}/fc{fc}_natt{natt}/.
+from attention_clusters.sweep import read_sweep
+
+SWEEP = {(row["fc"], row["natt"]): row for row in read_sweep(config["sweep"]["table"])}
+DEVICES = config["sweep"]["devices"]
+MODEL_DIR = "results/sweep/{device}/fc{fc}_natt{natt}"
+
+
+wildcard_constraints:
+    device="CPU|GPU|Ascend",
+    fc="1|2",
+    natt="[0-9]+",
+
+
+def sweep_outputs(pattern):
+    """`pattern` formatted for every (device, fc, natt) of the sweep."""
+    return [
+        pattern.format(device=device, fc=fc, natt=natt)
+        for device in DEVICES
+        for (fc, natt) in SWEEP
+    ]
+
+
+def train_settings(wildcards):
+    row = SWEEP[(int(wildcards.fc), int(wildcards.natt))]
+    return {
+        "device": wildcards.device,
+        "fc": row["fc"],
+        "natt": row["natt"],
+        "attention": "shift",
+        "epochs": row["epochs"],
+        "lr": row["lr"],
+        "weight_decay": row["weight_decay"],
+        "batch_size": config["train"]["batch_size"],
+        "val_fraction": config["train"]["val_fraction"],
+        "seed": config["train"]["seed"],
+    }
+
+
+def eval_settings(wildcards):
+    row = SWEEP[(int(wildcards.fc), int(wildcards.natt))]
+    return {"device": wildcards.device, "fc": row["fc"], "natt": row["natt"], "attention": "shift"}

@@ -1,0 +1,70 @@
+"""AttentionCluster training speed on this machine: ms/step and samples/s at batch 64.
+
+    python benchmarks/train_speed.py                       # fc2/natt8 and fc2/natt128
+    python benchmarks/train_speed.py --models 1:8 2:8 2:128 --steps 400
+
+The step is the workflow's own (attention_clusters.train): Adam, softmax cross-entropy,
+dropout masks from NumPy, batches from arrays in memory. A full epoch of the paper's
+training set (102,400 videos, 10% held out for validation) is 1,440 steps; the seed's
+1,600-step epoch took 10.2 s on an Ascend 910 (6.35 ms/step).
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+
+def measure(fc, natt, steps, threads):
+    import mindspore as ms
+    from attention_clusters.model import build_model
+    from attention_clusters.train import dropout_keep, make_train_step
+
+    model = build_model(fc, natt)
+    train_step, _ = make_train_step(model, 5e-4, 1e-4)
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(0, 1, (8192, 25, 50)).astype(np.float32)
+    labels = rng.integers(0, 1024, 8192).astype(np.int32)
+    width = natt * 50
+
+    def one_step(i):
+        batch = rng.integers(0, 8192, 64)
+        keep = dropout_keep(rng, 64, width)
+        return float(train_step(ms.Tensor(features[batch]), ms.Tensor(labels[batch]), ms.Tensor(keep)).asnumpy())
+
+    for i in range(20):  # compile and warm up
+        one_step(i)
+    start = time.perf_counter()
+    for i in range(steps):
+        one_step(i)
+    seconds = time.perf_counter() - start
+    return 1e3 * seconds / steps, 64 * steps / seconds
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["2:8", "2:128"], help="fc:natt pairs")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    args = parser.parse_args()
+    from attention_clusters.devices import use_device
+    use_device("CPU", args.threads)
+    targets = {(2, 8): 4.0, (2, 128): 30.0}
+    print(f"AttentionCluster training, batch 64, {args.threads} threads, {args.steps} steps per model")
+    for pair in args.models:
+        fc, natt = map(int, pair.split(":"))
+        ms_per_step, rate = measure(fc, natt, args.steps, args.threads)
+        target = targets.get((fc, natt))
+        note = f" (target <= {target:g} ms/step)" if target else ""
+        print(f"fc{fc}/natt{natt}: {ms_per_step:.2f} ms/step, {rate:,.0f} samples/s, "
+              f"{1600 * ms_per_step / 1e3:.1f} s per 1,600-step epoch{note}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""The AttentionCluster network (Long et al., CVPR 2018) in MindSpore.
+
+Input x: (N, L, F) frame features. With n attention units:
+    scores  s = g(x) in (N, L, n): fc=1 a per-frame linear map F->n,
+            fc=2 F->128, tanh, 128->n;
+    weights a = softmax of s over the L frames, per unit;
+    pooled  v_i = sum_t a_{i,t} x_t  (one batched matrix product for all units);
+    shift   o_i = alpha_i * v_i + beta_i, then o_i / (sqrt(n) * ||o_i||_2 + eps),
+            so the unit-major concatenation has unit L2 norm;
+    logits  dropout(0.5) -> Dense(F*n -> 1024).
+Ablations of the paper: attention="noshift" uses o_i = v_i (no alpha, beta, nor
+normalisation); attention="average" also replaces a by uniform weights 1/L.
+
+alpha and beta start N(0, n^(-1/4)) as in the authors' code (the MindSpore port passed
+the arguments of its initializer in the wrong order, giving every unit the same constant).
+"""
+
+import numpy as np
+
+HIDDEN = 128
+N_CLASSES = 1024
+ATTENTION_KINDS = ("shift", "noshift", "average")
+
+
+def build_model(fc, natt, feature_dim=50, frames=25, attention="shift", seed=1, eps=1e-12):
+    import mindspore as ms
+    from mindspore import Parameter, nn, ops
+    from mindspore.common.initializer import Normal, Uniform, initializer
+
+    if fc not in (1, 2):
+        raise ValueError(f"fc must be 1 or 2, not {fc}")
+    if attention not in ATTENTION_KINDS:
+        raise ValueError(f"attention must be one of {ATTENTION_KINDS}, not {attention!r}")
+
+    def uniform(shape, fan_in):
+        return Parameter(initializer(Uniform(1.0 / np.sqrt(fan_in)), shape, ms.float32))
+
+    class AttentionCluster(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.natt, self.attention = fc, natt, attention
+            self.frames, self.feature_dim = frames, feature_dim
+            if attention != "average":
+                if fc == 1:
+                    self.score_weight = uniform((feature_dim, natt), feature_dim)
+                    self.score_bias = uniform((natt,), feature_dim)
+                else:
+                    self.hidden_weight = uniform((feature_dim, HIDDEN), feature_dim)
+                    self.hidden_bias = uniform((HIDDEN,), feature_dim)
+                    self.score_weight = uniform((HIDDEN, natt), HIDDEN)
+                    self.score_bias = uniform((natt,), HIDDEN)
+            if attention == "shift":
+                std = float(natt) ** -0.25
+                self.alpha = Parameter(initializer(Normal(sigma=std, mean=0.0), (natt,), ms.float32))
+                self.beta = Parameter(initializer(Normal(sigma=std, mean=0.0), (natt,), ms.float32))
+                self.norm_scale = float(np.sqrt(natt))
+            self.out_weight = uniform((feature_dim * natt, N_CLASSES), feature_dim * natt)
+            self.out_bias = uniform((N_CLASSES,), feature_dim * natt)
+            self.eps = eps
+
+        def attention_weights(self, x):
+            """(N, L, F) -> (N, L, n): each unit's weights over the frames (sum to 1 over L)."""
+            b = x.shape[0]
+            if self.attention == "average":
+                return ops.ones((b, self.frames, self.natt), ms.float32) / self.frames
+            flat = x.reshape(b * self.frames, self.feature_dim)
+            if self.fc == 2:
+                flat = ops.tanh(ops.matmul(flat, self.hidden_weight) + self.hidden_bias)
+            scores = (ops.matmul(flat, self.score_weight) + self.score_bias).reshape(b, self.frames, self.natt)
+            return ops.softmax(scores, axis=1)
+
+        def unit_outputs(self, x):
+            """(N, L, F) -> (N, n, F): the units' outputs after the shifting operation."""
+            weights = self.attention_weights(x)
+            pooled = ops.BatchMatMul(transpose_a=True)(weights, x)            # (N, n, F)
+            if self.attention != "shift":
+                return pooled
+            shifted = pooled * self.alpha.reshape(1, -1, 1) + self.beta.reshape(1, -1, 1)
+            norm = ops.sqrt((shifted * shifted).sum(axis=2, keepdims=True))
+            return shifted / (self.norm_scale * norm + self.eps)
+
+        def logits(self, x, keep):
+            """keep: (N, F*n) dropout mask scaled by 1/(1-p), or None in eval mode."""
+            b = x.shape[0]
+            h = self.unit_outputs(x).reshape(b, self.natt * self.feature_dim)
+            if keep is not None:
+                h = h * keep
+            return ops.matmul(h, self.out_weight) + self.out_bias
+
+        def construct(self, x):
+            return self.logits(x, None)
+
+    ms.set_seed(seed)
+    return AttentionCluster()
+
+
+def inspection_cell(model):
+    """A Cell returning (attention weights (N, L, n), unit outputs (N, n, F), logits) in eval mode.
+
+    Run through graph mode: MindSpore 2.10's PyNative mode (calling the model's methods
+    directly) fails with NumPy 2 ("compiled using NumPy 1.x").
+    """
+    from mindspore import nn
+
+    class Inspect(nn.Cell):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def construct(self, x):
+            return self.inner.attention_weights(x), self.inner.unit_outputs(x), self.inner.logits(x, None)
+
+    cell = Inspect(model)
+    cell.set_train(False)
+    return cell
+
+
+def parameter_count(model):
+    return int(sum(np.prod(p.shape) for p in model.trainable_params()))

@@ -1,0 +1,228 @@
+"""Training and evaluation of one AttentionCluster model, resumable epoch by epoch.
+
+Best-epoch selection uses a validation split held out of the training videos (the seed
+chose on the test set). After every epoch the weights, Adam's state, both random
+generators and the history are saved atomically in the job's state directory, so a
+killed job that is run again resumes after the last complete epoch and ends with the
+same weights as an uninterrupted run.
+"""
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import WorkflowInputError
+from .atomic import atomic_open, atomic_path
+from .model import build_model, parameter_count
+
+log = logging.getLogger("attention_clusters")
+TOPK = 5
+
+
+def split_validation(labels, fraction, seed):
+    """Indices (train, validation): `fraction` of the videos of each label, at least one overall."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(11,)))
+    order = rng.permutation(labels.shape[0])
+    n_val = int(round(labels.shape[0] * fraction))
+    if fraction > 0:
+        n_val = max(1, n_val)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def topk_correct(logits, labels, k=TOPK):
+    """(top-1 hits, top-k hits) for a batch of logits."""
+    top = np.argpartition(-logits, k, axis=1)[:, :k] if logits.shape[1] > k else np.argsort(-logits, axis=1)
+    best = logits.argmax(axis=1)
+    return int((best == labels).sum()), int((top == labels[:, None]).any(axis=1).sum())
+
+
+def evaluate(model, features, labels, batch_size=1024):
+    """top-1, top-5 accuracy and the predictions of `model` (eval mode) on in-memory features."""
+    import mindspore as ms
+    model.set_train(False)
+    top1 = top5 = 0
+    predictions = np.empty(labels.shape[0], np.int64)
+    for start in range(0, labels.shape[0], batch_size):
+        logits = model(ms.Tensor(features[start:start + batch_size])).asnumpy()
+        hit1, hit5 = topk_correct(logits, labels[start:start + batch_size])
+        top1, top5 = top1 + hit1, top5 + hit5
+        predictions[start:start + batch_size] = logits.argmax(axis=1)
+    n = max(1, labels.shape[0])
+    return top1 / n, top5 / n, predictions
+
+
+class TrainState:
+    """The files of a resumable run in one directory.
+
+    epoch-NNNN.ckpt holds the model and Adam's state after epoch NNNN; state.json (epoch,
+    random generators, history, best epoch) names it and is written last, atomically, so
+    it is the commit point: a run killed at any moment resumes from a consistent pair.
+    """
+
+    def __init__(self, directory):
+        self.dir = Path(directory)
+        self.json, self.best = self.dir / "state.json", self.dir / "best.ckpt"
+
+    def load(self, settings):
+        if not self.json.exists():
+            return None
+        state = json.loads(self.json.read_text())
+        if state.get("settings") != settings:
+            log.info("state in %s is from other settings; starting afresh", self.dir)
+            return None
+        if not (self.dir / state["checkpoint"]).exists() or not self.best.exists():
+            log.info("state in %s is incomplete; starting afresh", self.dir)
+            return None
+        return state
+
+    def checkpoint(self, state):
+        return self.dir / state["checkpoint"]
+
+    def save(self, model, optimizer, state):
+        self.dir.mkdir(parents=True, exist_ok=True)
+        # The optimizer holds the model's parameters too, besides its moments and step counts.
+        params = {}
+        for param in list(model.get_parameters()) + list(optimizer.get_parameters()):
+            params.setdefault(param.name, param)
+        name = f"epoch-{state['epoch']:04d}.ckpt"
+        _save_checkpoint([{"name": n, "data": p} for n, p in params.items()], self.dir / name)
+        state["checkpoint"] = name
+        with atomic_open(self.json, "w") as handle:
+            json.dump(state, handle)
+        for old in self.dir.glob("epoch-*.ckpt"):
+            if old.name != name:
+                old.unlink()
+
+
+def _save_checkpoint(params, path):
+    import mindspore as ms
+    with atomic_path(path) as tmp:
+        ms.save_checkpoint(params, str(tmp) + ".ckpt")  # MindSpore insists on the suffix
+        os.replace(str(tmp) + ".ckpt", tmp)
+
+
+def make_train_step(model, lr, weight_decay):
+    """(jitted step(x, y, keep) -> loss, optimizer): Adam on softmax cross-entropy."""
+    import mindspore as ms
+    from mindspore import nn
+
+    optimizer = nn.Adam(model.trainable_params(), learning_rate=lr, weight_decay=weight_decay)
+    loss_fn = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
+
+    def forward(x, y, keep):
+        return loss_fn(model.logits(x, keep), y)
+
+    grad_fn = ms.value_and_grad(forward, None, optimizer.parameters)
+
+    @ms.jit
+    def train_step(x, y, keep):
+        loss, grads = grad_fn(x, y, keep)
+        optimizer(grads)
+        return loss
+
+    return train_step, optimizer
+
+
+def dropout_keep(rng, batch, width, p=0.5):
+    """A (batch, width) dropout keep-mask scaled by 1/(1-p), from a seeded NumPy generator."""
+    return (rng.random((batch, width), dtype=np.float32) >= p).astype(np.float32) * np.float32(1.0 / (1.0 - p))
+
+
+def train_model(features, labels, fc, natt, attention, epochs, lr, weight_decay, batch_size, val_fraction, seed,
+                state_dir, checkpoint_out, history_out):
+    """Train one model; write the best checkpoint and the per-epoch history; return a summary."""
+    import mindspore as ms
+    from mindspore import nn
+
+    train_idx, val_idx = split_validation(labels, val_fraction, seed)
+    if train_idx.size < batch_size:
+        raise WorkflowInputError(
+            f"training split has {train_idx.size} videos, fewer than one batch of {batch_size}")
+    settings = {"fc": fc, "natt": natt, "attention": attention, "epochs": epochs, "lr": lr,
+                "weight_decay": weight_decay, "batch_size": batch_size, "val_fraction": val_fraction, "seed": seed,
+                "videos": int(labels.shape[0])}
+    model = build_model(fc, natt, features.shape[2], features.shape[1], attention, seed)
+    train_step, optimizer = make_train_step(model, lr, weight_decay)
+
+    batch_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(12,)))
+    dropout_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(13,)))
+    store = TrainState(state_dir)
+    state = store.load(settings)
+    if state is not None:
+        saved = ms.load_checkpoint(str(store.checkpoint(state)))
+        ms.load_param_into_net(model, saved, strict_load=False)
+        ms.load_param_into_net(optimizer, saved, strict_load=False)
+        batch_rng.bit_generator.state = state["batch_rng"]
+        dropout_rng.bit_generator.state = state["dropout_rng"]
+        log.info("resuming after epoch %d of %d from %s", state["epoch"], epochs, store.checkpoint(state))
+    else:
+        state = {"settings": settings, "epoch": 0, "history": [], "best_epoch": 0, "best_val_top1": -1.0,
+                 "train_seconds": 0.0}
+
+    x_train, y_train = features[train_idx], labels[train_idx].astype(np.int32)
+    x_val, y_val = features[val_idx], labels[val_idx]
+    steps = x_train.shape[0] // batch_size
+    width = natt * features.shape[2]
+    for epoch in range(state["epoch"] + 1, epochs + 1):
+        model.set_train(True)
+        started = time.perf_counter()
+        order = batch_rng.permutation(x_train.shape[0])
+        loss_sum, last_report = 0.0, started
+        for step in range(steps):
+            batch = order[step * batch_size:(step + 1) * batch_size]
+            keep = dropout_keep(dropout_rng, batch_size, width)
+            loss = float(train_step(ms.Tensor(x_train[batch]), ms.Tensor(y_train[batch]), ms.Tensor(keep)).asnumpy())
+            if not np.isfinite(loss):
+                raise FloatingPointError(f"epoch {epoch} step {step + 1}: loss is {loss}; stopping "
+                                         f"(lr {lr}, weight decay {weight_decay})")
+            loss_sum += loss
+            now = time.perf_counter()
+            if now - last_report > 30:
+                rate = (step + 1) / (now - started)
+                log.info("epoch %d: step %d/%d, %.1f steps/s, ETA %.0f s", epoch, step + 1, steps, rate,
+                         (steps - step - 1) / rate + (epochs - epoch) * steps / rate)
+                last_report = now
+        seconds = time.perf_counter() - started
+        val_top1, val_top5, _ = evaluate(model, x_val, y_val) if y_val.size else (float("nan"),) * 2 + (None,)
+        log.info("epoch: %d step: %d, loss is %s", epoch, steps, loss)
+        log.info("epoch time: %.3f ms, per step time: %.3f ms", seconds * 1e3, seconds * 1e3 / max(1, steps))
+        left = (epochs - epoch) * seconds
+        log.info("epoch %d/%d: mean loss %.4f, validation top-1 %.4f top-5 %.4f, %.0f samples/s, ETA %.0f s",
+                 epoch, epochs, loss_sum / max(1, steps), val_top1, val_top5, steps * batch_size / seconds, left)
+        state["history"].append({"epoch": epoch, "loss": loss_sum / max(1, steps), "last_loss": loss,
+                                 "val_top1": val_top1, "val_top5": val_top5, "seconds": seconds})
+        state["train_seconds"] += seconds
+        if val_top1 > state["best_val_top1"] or not y_val.size:
+            state["best_val_top1"], state["best_epoch"] = val_top1, epoch
+            _save_checkpoint(model, store.best)
+        state.update(epoch=epoch, batch_rng=batch_rng.bit_generator.state,
+                     dropout_rng=dropout_rng.bit_generator.state)
+        store.save(model, optimizer, state)
+
+    with atomic_path(checkpoint_out) as tmp:
+        tmp.write_bytes(store.best.read_bytes())
+    with atomic_open(history_out, "w") as handle:
+        handle.write("epoch\tloss\tval_top1\tval_top5\tseconds\n")
+        for row in state["history"]:
+            handle.write(f"{row['epoch']}\t{row['loss']:.6f}\t{row['val_top1']:.6f}\t{row['val_top5']:.6f}\t"
+                         f"{row['seconds']:.3f}\n")
+    return {**settings, "best_epoch": state["best_epoch"], "best_val_top1": state["best_val_top1"],
+            "train_seconds": state["train_seconds"], "parameters": parameter_count(model)}
+
+
+def load_model(checkpoint, fc, natt, attention="shift", feature_dim=50, frames=25):
+    import mindspore as ms
+    model = build_model(fc, natt, feature_dim, frames, attention)
+    try:
+        params = ms.load_checkpoint(str(checkpoint))
+    except Exception as err:
+        raise WorkflowInputError(f"{checkpoint}: not a readable MindSpore checkpoint ({err})") from err
+    missing, _ = ms.load_param_into_net(model, params, strict_load=True)
+    if missing:
+        raise WorkflowInputError(f"{checkpoint}: missing parameters {missing} for fc={fc} natt={natt}")
+    model.set_train(False)
+    return model

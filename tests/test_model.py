@@ -1,0 +1,161 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ms = pytest.importorskip("mindspore")
+
+from attention_clusters import WorkflowInputError  # noqa: E402
+from attention_clusters.devices import use_device  # noqa: E402
+from attention_clusters.flash_mnist import video_plan  # noqa: E402
+from attention_clusters.model import build_model, inspection_cell, parameter_count  # noqa: E402
+from attention_clusters.sweep import read_sweep  # noqa: E402
+from attention_clusters.train import evaluate, load_model, split_validation, train_model  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cpu():
+    use_device("CPU", 2)
+
+
+def synthetic_flash_features(k, seed=0):
+    """Flash-MNIST-shaped features without the CNN: a digit frame is its digit's prototype plus noise."""
+    prototypes = np.random.default_rng(1234).normal(0, 1, (10, 50)).astype(np.float32)  # same in every set
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(1024), k)
+    feats = rng.normal(0, 0.3, (labels.size, 25, 50)).astype(np.float32)
+    for label in range(1024):
+        plan = video_plan(label, k, 25, 1, 2, rng)
+        shown = plan >= 0
+        block = feats[label * k:(label + 1) * k]
+        block[shown] += prototypes[plan[shown]]
+    return feats, labels
+
+
+@pytest.mark.parametrize("fc,natt,count", [(1, 8, 411_048), (2, 8, 418_200), (2, 128, 6_577_920)])
+def test_parameter_counts(fc, natt, count):
+    assert parameter_count(build_model(fc, natt)) == count
+
+
+@pytest.mark.parametrize("fc,natt", [(1, 1), (1, 4), (2, 16)])
+def test_shapes_norm_and_weights(fc, natt):
+    model = build_model(fc, natt, seed=3)
+    model.set_train(False)
+    x = ms.Tensor(np.random.default_rng(1).normal(0, 1, (6, 25, 50)).astype(np.float32))
+    assert model(x).shape == (6, 1024)
+    weights, units, logits = (t.asnumpy() for t in inspection_cell(model)(x))
+    assert units.shape == (6, natt, 50) and logits.shape == (6, 1024)
+    np.testing.assert_allclose(np.linalg.norm(units.reshape(6, -1), axis=1), 1.0, atol=1e-5)
+    assert weights.shape == (6, 25, natt)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-5)
+    # alpha and beta start at different values per unit (the seed's defect gave one constant).
+    if natt > 1:
+        assert np.unique(model.alpha.asnumpy()).size == natt
+
+
+def test_zero_unit_output_does_not_divide_by_zero():
+    model = build_model(1, 2)
+    model.alpha.set_data(ms.Tensor(np.zeros(2, np.float32)))
+    model.beta.set_data(ms.Tensor(np.zeros(2, np.float32)))
+    out = model(ms.Tensor(np.ones((2, 25, 50), np.float32))).asnumpy()
+    assert np.isfinite(out).all()
+
+
+def test_short_training_is_far_above_chance(tmp_path):
+    feats, labels = synthetic_flash_features(6)
+    summary = train_model(feats, labels, fc=1, natt=16, attention="shift", epochs=6, lr=5e-3, weight_decay=0.0,
+                          batch_size=64, val_fraction=0.1, seed=1, state_dir=tmp_path / "state",
+                          checkpoint_out=tmp_path / "model.ckpt", history_out=tmp_path / "history.tsv")
+    test_feats, test_labels = synthetic_flash_features(1, seed=5)
+    model = load_model(tmp_path / "model.ckpt", 1, 16)
+    top1, top5, _ = evaluate(model, test_feats, test_labels)
+    assert top1 > 0.2 and top5 > top1, (top1, top5, summary)   # chance is 1/1024
+    history = (tmp_path / "history.tsv").read_text().splitlines()
+    assert history[0].split("\t") == ["epoch", "loss", "val_top1", "val_top5", "seconds"] and len(history) == 7
+    assert 1 <= summary["best_epoch"] <= 6 and summary["parameters"] == parameter_count(model)
+
+
+def test_validation_split_is_held_out():
+    labels = np.repeat(np.arange(1024), 3)
+    train, val = split_validation(labels, 0.1, 1)
+    assert val.size == round(0.1 * labels.size) and not set(train) & set(val)
+    assert train.size + val.size == labels.size
+
+
+TRAIN_SCRIPT = """
+import sys, numpy as np
+sys.path.insert(0, {tests!r})
+from attention_clusters.devices import use_device
+from attention_clusters.train import train_model
+from test_model import synthetic_flash_features
+use_device("CPU", 2)
+feats, labels = synthetic_flash_features(2)
+out = sys.argv[1]
+train_model(feats, labels, 2, 4, "shift", 6, 1e-3, 1e-4, 64, 0.1, 1, out + "/state", out + "/model.ckpt",
+            out + "/history.tsv")
+"""
+
+
+def _train(out, kill_after_epoch=None):
+    script = TRAIN_SCRIPT.format(tests=str(ROOT / "tests"))
+    proc = subprocess.Popen([sys.executable, "-c", script, str(out)], env=dict(os.environ, GLOG_v="3"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if kill_after_epoch is None:
+        assert proc.wait(timeout=600) == 0
+        return
+    state = Path(out) / "state/state.json"
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        if state.exists() and json.loads(state.read_text())["epoch"] >= kill_after_epoch:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def test_killed_training_resumes_to_the_same_weights(tmp_path):
+    _train(tmp_path / "straight")
+    _train(tmp_path / "killed", kill_after_epoch=2)
+    assert not (tmp_path / "killed/model.ckpt").exists()
+    done = json.loads((tmp_path / "killed/state/state.json").read_text())["epoch"]
+    assert 2 <= done < 6
+    _train(tmp_path / "killed")
+    straight = ms.load_checkpoint(str(tmp_path / "straight/model.ckpt"))
+    resumed = ms.load_checkpoint(str(tmp_path / "killed/model.ckpt"))
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        np.testing.assert_array_equal(straight[name].asnumpy(), resumed[name].asnumpy(), err_msg=name)
+    assert (tmp_path / "straight/history.tsv").read_text().split("\n")[0] == \
+        (tmp_path / "killed/history.tsv").read_text().split("\n")[0]
+
+
+def test_nan_loss_stops_with_clear_error(tmp_path):
+    feats, labels = synthetic_flash_features(1)
+    feats[:] = np.nan
+    with pytest.raises(FloatingPointError, match=r"epoch 1 step 1: loss is nan; stopping"):
+        train_model(feats, labels, 1, 2, "shift", 2, 1e-3, 0.0, 64, 0.1, 1, tmp_path / "s", tmp_path / "m.ckpt",
+                    tmp_path / "h.tsv")
+    assert not (tmp_path / "m.ckpt").exists()
+
+
+def test_sweep_table_errors(tmp_path):
+    rows = read_sweep(ROOT / "config/sweep.tsv")
+    assert len(rows) == 16 and rows[0] == {"fc": 1, "natt": 1, "lr": 1e-4, "weight_decay": 0.0, "epochs": 200}
+    bad = tmp_path / "s.tsv"
+    bad.write_text("fc\tnatt\tlr\tweight_decay\tepochs\n3\t8\t1e-3\t0\t2\n")
+    with pytest.raises(WorkflowInputError, match=r"s\.tsv, line 2: fc must be 1 or 2"):
+        read_sweep(bad)
+    bad.write_text("fc\tnatt\tlr\tepochs\n1\t8\t1e-3\t2\n")
+    with pytest.raises(WorkflowInputError, match=r"missing columns \['weight_decay'\]"):
+        read_sweep(bad)
+    bad.write_text("fc\tnatt\tlr\tweight_decay\tepochs\n1\teight\t1e-3\t0\t2\n")
+    with pytest.raises(WorkflowInputError, match=r"line 2: natt = 'eight', expected int"):
+        read_sweep(bad)

@@ -1,0 +1,61 @@
+# Training and evaluation of every (device, fc, natt) of the sweep, and their metrics table.
+
+
+rule train_model:
+    input:
+        features="results/features/feature_train.pkl",
+    output:
+        checkpoint=f"{MODEL_DIR}/model.ckpt",
+        history=f"{MODEL_DIR}/history.tsv",
+        summary=f"{MODEL_DIR}/train.json",
+    params:
+        settings=train_settings,
+        # Resumable state (last epoch's weights, Adam, RNGs); not an output, so a killed
+        # job's state survives Snakemake's clean-up of incomplete outputs.
+        state_dir=f"{MODEL_DIR}/state",
+    log:
+        "logs/train_model/{device}/fc{fc}_natt{natt}.log",
+    benchmark:
+        "results/benchmarks/train_model/{device}/fc{fc}_natt{natt}.tsv"
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=config["train"]["mem_mb"],
+    conda:
+        "../envs/mindspore.yaml"
+    script:
+        "../scripts/train_model.py"
+
+
+rule eval_model:
+    input:
+        features="results/features/feature_test.pkl",
+        checkpoint=f"{MODEL_DIR}/model.ckpt",
+        summary=f"{MODEL_DIR}/train.json",
+    output:
+        metrics=f"{MODEL_DIR}/metrics.json",
+        predictions=f"{MODEL_DIR}/test_predictions.npy",
+    params:
+        settings=eval_settings,
+    log:
+        "logs/eval_model/{device}/fc{fc}_natt{natt}.log",
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=config["train"]["mem_mb"],
+    conda:
+        "../envs/mindspore.yaml"
+    script:
+        "../scripts/eval_model.py"
+
+
+rule sweep_metrics:
+    input:
+        sweep_outputs(f"{MODEL_DIR}/metrics.json"),
+    output:
+        "results/metrics.tsv",
+    log:
+        "logs/sweep_metrics.log",
+    localrule: True
+    conda:
+        "../envs/mindspore.yaml"
+    script:
+        "../scripts/sweep_metrics.py"

@@ -1,0 +1,6 @@
+from attention_clusters import steps
+from attention_clusters.rule_runner import run
+
+run(snakemake, steps.train_model, features=snakemake.input.features, threads=snakemake.threads,
+    state_dir=snakemake.params.state_dir, checkpoint_out=snakemake.output.checkpoint,
+    history_out=snakemake.output.history, summary_out=snakemake.output.summary, **snakemake.params.settings)
