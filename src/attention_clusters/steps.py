@@ -137,3 +137,17 @@ def sweep_metrics(metrics_files, out):
         for row in rows:
             handle.write("\t".join(str(row[c]) for c in METRIC_COLUMNS) + "\n")
     log.info("%d models in %s", len(rows), out)
+
+
+def export_model(checkpoint, device, threads, fc, natt, attention, batch_size, frames, feature_dim, out):
+    from .devices import use_device
+    from .inference import export_mindir
+    use_device(device, threads)
+    export_mindir(checkpoint, fc, natt, attention, batch_size, frames, feature_dim, out)
+
+
+def infer_model(mindir, features_bin, device, threads, batch_size, frames, feature_dim, logits_out, timing_out):
+    from .devices import use_device
+    from .inference import infer
+    use_device(device, threads)
+    infer(mindir, features_bin, batch_size, frames, feature_dim, logits_out, timing_out)

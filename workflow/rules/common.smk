@@ -126,3 +126,34 @@ def train_settings(wildcards):
 def eval_settings(wildcards):
     row = SWEEP[(int(wildcards.fc), int(wildcards.natt))]
     return {"device": wildcards.device, "fc": row["fc"], "natt": row["natt"], "attention": "shift"}
+
+
+def export_settings(wildcards):
+    return {
+        **eval_settings(wildcards),
+        "batch_size": config["inference"]["batch_size"],
+        "frames": config["flash"]["frames"],
+        "feature_dim": 50,
+    }
+
+
+def infer_settings():
+    return {
+        "device": config["inference"]["device"],
+        "batch_size": config["inference"]["batch_size"],
+        "frames": config["flash"]["frames"],
+        "feature_dim": 50,
+    }
+
+
+def data_stage_benchmarks():
+    """{step: benchmark file} of the data stages, for the report's timing table."""
+    source = "synthesize_mnist" if config["mnist"]["source"] == "synthetic" else None
+    steps = {"synthetic MNIST": "results/benchmarks/synthesize_mnist.tsv"} if source else {}
+    for split in SPLITS:
+        steps[f"Noisy-MNIST {split}"] = f"results/benchmarks/noisy_mnist/{split}.tsv"
+    steps["extractor training"] = "results/benchmarks/train_extractor.tsv"
+    for split in SPLITS:
+        steps[f"Flash-MNIST {split}"] = f"results/benchmarks/flash_mnist/{split}.tsv"
+        steps[f"features {split}"] = f"results/benchmarks/extract_features/{split}.tsv"
+    return steps

@@ -1,0 +1,130 @@
+"""Export to MINDIR and the seed's 310 inference chain: preprocess, infer, postprocess.
+
+File formats are the seed's: the test features as one raw little-endian float32 file
+(N x 25 x 50), the labels as raw float32 (N), the logits as raw float32 (N x 1024).
+`infer` runs the exported MINDIR through MindSpore's loader on the configured device:
+the CPU here; on an Ascend host the same code targets the Ascend device.
+"""
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import WorkflowInputError
+from .atomic import atomic_open, atomic_path
+from .progress import Progress
+from .train import TOPK, load_model, topk_correct
+
+log = logging.getLogger("attention_clusters")
+N_CLASSES = 1024
+
+
+def export_mindir(checkpoint, fc, natt, attention, batch_size, frames, feature_dim, out):
+    """Export the model of `checkpoint` to MINDIR with a fixed input of (batch_size, frames, feature_dim)."""
+    import mindspore as ms
+    model = load_model(checkpoint, fc, natt, attention, feature_dim, frames)
+    example = ms.Tensor(np.zeros((batch_size, frames, feature_dim), np.float32))
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        stem = tmp.with_name(tmp.name + "-export")
+        ms.export(model, example, file_name=str(stem), file_format="MINDIR")
+        stem.with_suffix(stem.suffix + ".mindir").replace(tmp)
+    log.info("exported %s (input %d x %d x %d) to %s", checkpoint, batch_size, frames, feature_dim, out)
+
+
+def preprocess(features_pkl, features_bin, labels_bin):
+    """Test features and labels to the seed's two raw float32 files."""
+    from .features import load_features
+    feats, labels, _ = load_features(features_pkl)
+    with atomic_open(features_bin) as handle:
+        handle.write(np.ascontiguousarray(feats, "<f4").tobytes())
+    with atomic_open(labels_bin) as handle:
+        handle.write(labels.astype("<f4").tobytes())
+    log.info("preprocessed %d videos of shape %s", labels.shape[0], feats.shape[1:])
+
+
+def read_raw(path, row_shape, what):
+    """A raw float32 file as (N,) + row_shape; an error names the file if its size does not fit."""
+    path = Path(path)
+    if not path.exists():
+        raise WorkflowInputError(f"{path}: {what} file is missing")
+    row_bytes = 4 * int(np.prod(row_shape))
+    size = path.stat().st_size
+    if size == 0 or size % row_bytes:
+        raise WorkflowInputError(
+            f"{path}: {size} bytes is not a whole number of {what} rows of {row_shape} float32 ({row_bytes} bytes)")
+    return np.fromfile(path, dtype="<f4").reshape((-1,) + tuple(row_shape))
+
+
+def load_mindir(path):
+    import mindspore as ms
+    from mindspore import nn
+    path = Path(path)
+    if not path.exists():
+        raise WorkflowInputError(f"{path}: MINDIR file is missing")
+    try:
+        graph = ms.load(str(path))
+    except Exception as err:  # MindSpore raises RuntimeError/ValueError for damaged files
+        raise WorkflowInputError(f"{path}: not a readable MINDIR model ({type(err).__name__}: {err})") from err
+    return nn.GraphCell(graph)
+
+
+def infer(mindir, features_bin, batch_size, frames, feature_dim, logits_bin, timing_json):
+    """Run the MINDIR over the raw input file in batches of its fixed size; write raw logits and timings."""
+    import mindspore as ms
+    cell = load_mindir(mindir)
+    features = read_raw(features_bin, (frames, feature_dim), "feature")
+    total = features.shape[0]
+    latencies = []
+    progress = Progress("infer", total, "videos")
+    with atomic_open(logits_bin) as handle:
+        for start in range(0, total, batch_size):
+            batch = features[start:start + batch_size]
+            n = batch.shape[0]
+            if n < batch_size:  # the MINDIR's input shape is fixed: pad the last batch
+                batch = np.concatenate([batch, np.zeros((batch_size - n, frames, feature_dim), np.float32)])
+            started = time.perf_counter()
+            try:
+                logits = cell(ms.Tensor(batch)).asnumpy()
+            except (RuntimeError, ValueError, TypeError) as err:
+                raise WorkflowInputError(f"{mindir}: the model does not accept input batches of "
+                                         f"{batch.shape} from {features_bin} ({err})") from err
+            latencies.append(time.perf_counter() - started)
+            handle.write(np.ascontiguousarray(logits[:n], "<f4").tobytes())
+            progress.update(n)
+    seconds = float(sum(latencies))
+    # The first call includes MindSpore's graph compilation; the steady-state latency excludes it.
+    steady = latencies[1:] or latencies
+    timing = {"videos": total, "batch_size": batch_size, "batches": len(latencies), "total_seconds": seconds,
+              "first_batch_ms": latencies[0] * 1e3,
+              "latency_ms_per_batch": 1e3 * float(np.mean(steady)),
+              "latency_ms_per_video": 1e3 * float(np.mean(steady)) / batch_size,
+              "videos_per_second": batch_size / float(np.mean(steady))}
+    with atomic_open(timing_json, "w") as handle:
+        json.dump(timing, handle, indent=2)
+    log.info("inference: %d videos, %.2f ms per batch of %d, %.0f videos/s", total,
+             timing["latency_ms_per_batch"], batch_size, timing["videos_per_second"])
+
+
+def postprocess(logits_bin, labels_bin, timing_json, eval_predictions, out_json):
+    """top-1 / top-5 from the raw logits and labels, beside the latency, and agreement with eval."""
+    logits = read_raw(logits_bin, (N_CLASSES,), "logits")
+    labels = read_raw(labels_bin, (), "label").astype(np.int64)
+    if logits.shape[0] != labels.shape[0]:
+        raise WorkflowInputError(f"{logits_bin}: {logits.shape[0]} rows of logits for {labels.shape[0]} labels "
+                                 f"in {labels_bin}")
+    top1, top5 = topk_correct(logits, labels, TOPK)
+    predictions = logits.argmax(axis=1)
+    reference = np.load(eval_predictions)
+    with open(timing_json) as handle:
+        timing = json.load(handle)
+    result = {"top1": top1 / labels.size, "top5": top5 / labels.size, "videos": int(labels.size),
+              "agrees_with_eval": bool(np.array_equal(predictions, reference)),
+              "disagreements": int((predictions != reference).sum()), **timing}
+    with atomic_open(out_json, "w") as handle:
+        json.dump(result, handle, indent=2)
+    log.info("acc: %.4f (top-5 %.4f); predictions %s eval's", result["top1"], result["top5"],
+             "equal" if result["agrees_with_eval"] else f"differ in {result['disagreements']} videos from")

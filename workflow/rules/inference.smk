@@ -1,0 +1,69 @@
+# Export of every model to MINDIR, and the seed's 310 inference chain in its file formats.
+
+
+rule export_model:
+    input:
+        checkpoint=f"{MODEL_DIR}/model.ckpt",
+    output:
+        f"{MODEL_DIR}/model.mindir",
+    params:
+        settings=export_settings,
+    log:
+        "logs/export_model/{device}/fc{fc}_natt{natt}.log",
+    threads: 1
+    conda:
+        "../envs/mindspore.yaml"
+    script:
+        "../scripts/export_model.py"
+
+
+rule preprocess_310:
+    input:
+        "results/features/feature_test.pkl",
+    output:
+        features="results/infer/feature_test.bin",
+        labels="results/infer/label_test.bin",
+    log:
+        "logs/preprocess_310.log",
+    conda:
+        "../envs/mindspore.yaml"
+    script:
+        "../scripts/preprocess_310.py"
+
+
+rule infer_310:
+    input:
+        mindir=f"{MODEL_DIR}/model.mindir",
+        features="results/infer/feature_test.bin",
+    output:
+        logits=f"{MODEL_DIR}/infer/logits.bin",
+        timing=f"{MODEL_DIR}/infer/latency.json",
+    params:
+        settings=infer_settings(),
+    log:
+        "logs/infer_310/{device}/fc{fc}_natt{natt}.log",
+    benchmark:
+        "results/benchmarks/infer_310/{device}/fc{fc}_natt{natt}.tsv"
+    threads: config["inference"]["threads"]
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/mindspore.yaml"
+    script:
+        "../scripts/infer_310.py"
+
+
+rule postprocess_310:
+    input:
+        logits=f"{MODEL_DIR}/infer/logits.bin",
+        labels="results/infer/label_test.bin",
+        timing=f"{MODEL_DIR}/infer/latency.json",
+        eval_predictions=f"{MODEL_DIR}/test_predictions.npy",
+    output:
+        f"{MODEL_DIR}/infer/metrics.json",
+    log:
+        "logs/postprocess_310/{device}/fc{fc}_natt{natt}.log",
+    conda:
+        "../envs/mindspore.yaml"
+    script:
+        "../scripts/postprocess_310.py"
