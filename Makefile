@@ -23,5 +23,8 @@ quick: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q
 
+# Speed and memory figures on this machine (several minutes).
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/data_stage.py
+	$(BIN)/python benchmarks/train_speed.py
+	$(BIN)/python benchmarks/inference_speed.py
