@@ -25,3 +25,18 @@ def save_model(cell, path):
     if len(set(names)) != len(names):
         raise ValueError(f"parameter names are not unique once prefixes are dropped: {names}")
     save_checkpoint(params, path)
+
+
+def load_into(cell, checkpoint, what="model"):
+    """Load `checkpoint` into `cell` (all parameters required) and set eval mode; errors name the file."""
+    import mindspore as ms
+    from . import WorkflowInputError
+    try:
+        params = ms.load_checkpoint(str(checkpoint))
+    except Exception as err:  # MindSpore raises ValueError/RuntimeError for damaged files
+        raise WorkflowInputError(f"{checkpoint}: not a readable MindSpore checkpoint ({err})") from err
+    missing, _ = ms.load_param_into_net(cell, params, strict_load=True)
+    if missing:
+        raise WorkflowInputError(f"{checkpoint}: missing parameters {missing} for {what}")
+    cell.set_train(False)
+    return cell

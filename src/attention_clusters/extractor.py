@@ -235,18 +235,8 @@ def save_extractor(net, path):
 
 
 def load_extractor(checkpoint):
-    import mindspore as ms
-    from . import WorkflowInputError
-    net = build_network()
-    try:
-        params = ms.load_checkpoint(str(checkpoint))
-    except Exception as err:
-        raise WorkflowInputError(f"{checkpoint}: not a readable MindSpore checkpoint ({err})") from err
-    missing, _ = ms.load_param_into_net(net, params, strict_load=True)
-    if missing:
-        raise WorkflowInputError(f"{checkpoint}: missing parameters {missing}")
-    net.set_train(False)
-    return net
+    from .checkpoints import load_into
+    return load_into(build_network(), checkpoint, "the frame feature extractor")
 
 
 def feature_function(net):

@@ -9,6 +9,7 @@ import numpy as np
 from . import WorkflowInputError
 from .atomic import atomic_open
 
+MNIST_KEYS = ("train_images", "train_labels", "test_images", "test_labels")
 IMAGES_MAGIC = 0x00000803
 LABELS_MAGIC = 0x00000801
 
@@ -66,7 +67,7 @@ def write_idx(path, array):
 def load_mnist(paths):
     """Load the four MNIST files; `paths` maps train_images, train_labels, test_images, test_labels."""
     data = {key: read_idx(paths[key], "images" if key.endswith("images") else "labels")
-            for key in ("train_images", "train_labels", "test_images", "test_labels")}
+            for key in MNIST_KEYS}
     for split in ("train", "test"):
         images, labels = data[f"{split}_images"], data[f"{split}_labels"]
         if images.shape[0] != labels.shape[0]:

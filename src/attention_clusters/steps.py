@@ -12,7 +12,6 @@ import numpy as np
 from .atomic import atomic_open
 
 log = logging.getLogger("attention_clusters")
-MNIST_KEYS = ("train_images", "train_labels", "test_images", "test_labels")
 
 
 def _write_json(path, obj):

@@ -9,7 +9,6 @@ same weights as an uninterrupted run.
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import numpy as np
 
 from . import WorkflowInputError
 from .atomic import atomic_open, atomic_path
-from .checkpoints import save_checkpoint, save_model
+from .checkpoints import load_into, save_checkpoint, save_model
 from .model import build_model, parameter_count
 
 log = logging.getLogger("attention_clusters")
@@ -210,14 +209,5 @@ def train_model(features, labels, fc, natt, attention, epochs, lr, weight_decay,
 
 
 def load_model(checkpoint, fc, natt, attention="shift", feature_dim=50, frames=25):
-    import mindspore as ms
     model = build_model(fc, natt, feature_dim, frames, attention)
-    try:
-        params = ms.load_checkpoint(str(checkpoint))
-    except Exception as err:
-        raise WorkflowInputError(f"{checkpoint}: not a readable MindSpore checkpoint ({err})") from err
-    missing, _ = ms.load_param_into_net(model, params, strict_load=True)
-    if missing:
-        raise WorkflowInputError(f"{checkpoint}: missing parameters {missing} for fc={fc} natt={natt}")
-    model.set_train(False)
-    return model
+    return load_into(model, checkpoint, f"fc={fc} natt={natt} attention={attention}")

@@ -1,6 +1,8 @@
 # Config validation and the helpers the rules share.
 from snakemake.utils import validate
 
+from attention_clusters.idx import MNIST_KEYS
+
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -17,7 +19,6 @@ if 10 * config["flash"]["max_appearances"] > config["flash"]["frames"]:
     )
 
 SPLITS = ["train", "test"]
-MNIST_KEYS = ["train_images", "train_labels", "test_images", "test_labels"]
 MNIST_DIR = f"resources/mnist-{config['mnist']['source']}"
 
 
