@@ -19,8 +19,8 @@ TINY = ("--cores", "2", "--configfile", "config/tiny.yaml")
 TINY_AND_TEST = ("--cores", "2", "--configfile", "config/tiny.yaml", "config/test.yaml")
 OUTPUTS = ("results/features/feature_train.pkl", "results/features/feature_test.pkl",
            "results/data/flash_train/videos.npy", "results/data/noisy_train/images.npy",
-           "results/extractor/extractor.ckpt", "results/sweep/CPU/fc2_natt4/model.ckpt",
-           "results/sweep/CPU/fc1_natt2/test_predictions.npy")
+           "results/extractor/extractor.ckpt", "results/sweep/CPU/shift/fc2_natt4/seed1/model.ckpt",
+           "results/sweep/CPU/shift/fc1_natt2/seed1/test_predictions.npy")
 
 
 def planned_jobs(proc):
@@ -87,22 +87,24 @@ def test_changing_k_reruns_only_its_split(tiny_run):
     (tiny_run / "config/test.yaml").write_text("flash:\n  k_test: 2\n")
     jobs = planned_jobs(run_snakemake(tiny_run, *TINY_AND_TEST, "--dry-run"))
     assert jobs == {"flash_mnist": 1, "extract_features": 1, "eval_model": 2, "sweep_metrics": 1,
-                    "preprocess_310": 1, "infer_310": 2, "postprocess_310": 2, "report": 1, "all": 1}
+                    "preprocess_310": 1, "infer_310": 2, "postprocess_310": 2, "attention_picture": 2, "report": 1,
+                    "all": 1}
 
 
 def test_sweep_metrics(tiny_run):
     lines = (tiny_run / "results/metrics.tsv").read_text().splitlines()
     header = lines[0].split("\t")
     rows = [dict(zip(header, line.split("\t"))) for line in lines[1:]]
-    assert [(r["device"], r["fc"], r["natt"]) for r in rows] == [("CPU", "1", "2"), ("CPU", "2", "4")]
+    assert [(r["device"], r["attention"], r["fc"], r["natt"], r["seed"]) for r in rows] == \
+        [("CPU", "shift", "1", "2", "1"), ("CPU", "shift", "2", "4", "1")]
     for row in rows:
         assert 0 <= float(row["top1"]) <= float(row["top5"]) <= 1 and int(row["epochs"]) == 3
         assert int(row["parameters"]) > 0 and 1 <= int(row["best_epoch"]) <= 3
-    metrics = json.loads((tiny_run / "results/sweep/CPU/fc2_natt4/metrics.json").read_text())
+    metrics = json.loads((tiny_run / "results/sweep/CPU/shift/fc2_natt4/seed1/metrics.json").read_text())
     assert metrics["lr"] == 1e-3 and metrics["weight_decay"] == 1e-4 and metrics["test_videos"] == 1024
-    log = (tiny_run / "logs/train_model/CPU/fc1_natt2.log").read_text()
+    log = (tiny_run / "logs/train_model/CPU/shift/fc1_natt2/seed1.log").read_text()
     assert "epoch: 3 step:" in log and "per step time" in log and "validation top-1" in log
-    assert len((tiny_run / "results/sweep/CPU/fc1_natt2/history.tsv").read_text().splitlines()) == 4
+    assert len((tiny_run / "results/sweep/CPU/shift/fc1_natt2/seed1/history.tsv").read_text().splitlines()) == 4
 
 
 def test_editing_one_rows_lr_reruns_that_row_only(tiny_run):
@@ -113,8 +115,9 @@ def test_editing_one_rows_lr_reruns_that_row_only(tiny_run):
         jobs = planned_jobs(run_snakemake(tiny_run, *TINY, "--dry-run"))
     finally:
         table.write_text(original)
+    # fc2/natt4 is also the fc2 model whose attention the report draws.
     assert jobs == {"train_model": 1, "eval_model": 1, "sweep_metrics": 1, "export_model": 1, "infer_310": 1,
-                    "postprocess_310": 1, "report": 1, "all": 1}
+                    "postprocess_310": 1, "attention_picture": 1, "report": 1, "all": 1}
 
 
 def test_changing_extractor_epochs_reruns_features_and_every_model(tiny_run):
@@ -122,19 +125,19 @@ def test_changing_extractor_epochs_reruns_features_and_every_model(tiny_run):
     jobs = planned_jobs(run_snakemake(tiny_run, *TINY_AND_TEST, "--dry-run"))
     assert jobs == {"train_extractor": 1, "extract_features": 2, "train_model": 2, "eval_model": 2,
                     "sweep_metrics": 1, "export_model": 2, "preprocess_310": 1, "infer_310": 2,
-                    "postprocess_310": 2, "report": 1, "all": 1}
+                    "postprocess_310": 2, "attention_picture": 2, "report": 1, "all": 1}
 
 
 def test_report_and_inference(tiny_run):
     report = (tiny_run / "results/report.md").read_text()
-    table = [line for line in report.splitlines() if line.startswith("| 1 | 2 |") or line.startswith("| 2 | 4 |")]
+    table = [line for line in report.splitlines() if line.startswith(("| shift | 1 | 2 |", "| shift | 2 | 4 |"))]
     assert len(table) == 2
-    for image in ("results/report/top1_vs_natt.png", "results/report/curves/CPU_fc1_natt2.png",
-                  "results/report/curves/CPU_fc2_natt4.png"):
+    for image in ("results/report/top1_vs_natt.png", "results/report/curves/CPU_shift_fc1_natt2_seed1.png",
+                  "results/report/curves/CPU_shift_fc2_natt4_seed1.png"):
         assert (tiny_run / image).read_bytes()[:4] == b"\x89PNG"
         assert image.removeprefix("results/") in report
     for model in ("fc1_natt2", "fc2_natt4"):
-        inference = json.loads((tiny_run / f"results/sweep/CPU/{model}/infer/metrics.json").read_text())
+        inference = json.loads((tiny_run / f"results/sweep/CPU/shift/{model}/seed1/infer/metrics.json").read_text())
         assert inference["agrees_with_eval"] and inference["videos"] == 1024 and inference["batches"] == 4
     assert "videos/s" in report and "| yes |" in report
     html = run_snakemake(tiny_run, *TINY, "--report", "results/report.html")
@@ -144,7 +147,7 @@ def test_report_and_inference(tiny_run):
 def test_changing_a_checkpoint_reruns_that_models_chain(tiny_run):
     # A plain `touch` reruns nothing in Snakemake 9: a newer input whose checksum is unchanged
     # is not a change. So the checkpoint's bytes change, and are put back afterwards.
-    checkpoint = tiny_run / "results/sweep/CPU/fc1_natt2/model.ckpt"
+    checkpoint = tiny_run / "results/sweep/CPU/shift/fc1_natt2/seed1/model.ckpt"
     stat, original = checkpoint.stat(), checkpoint.read_bytes()
     try:
         checkpoint.write_bytes(original + b"\0")
@@ -152,23 +155,55 @@ def test_changing_a_checkpoint_reruns_that_models_chain(tiny_run):
     finally:
         checkpoint.write_bytes(original)
         os.utime(checkpoint, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    # The checkpoint's consumers (eval, export) and what follows them, for this model only.
+    # The checkpoint's consumers (eval, export, and the attention picture: fc1/natt2 is the fc1
+    # model the report draws) and what follows them, for this model only.
     assert planned_jobs(proc) == {"eval_model": 1, "sweep_metrics": 1, "export_model": 1, "infer_310": 1,
-                                  "postprocess_310": 1, "report": 1, "all": 1}
+                                  "postprocess_310": 1, "attention_picture": 1, "report": 1, "all": 1}
     per_model_outputs = [line for line in proc.stdout.splitlines() if "output:" in line and "results/report" not in line]
     assert per_model_outputs and not any("fc2_natt4" in line for line in per_model_outputs)
     assert "Nothing to be done" in run_snakemake(tiny_run, *TINY, "--dry-run").stdout
+
+
+def test_attention_pictures_use_the_models_weights(tiny_run):
+    import mindspore as ms  # noqa: F401  (only to skip cleanly where MindSpore is missing)
+    from attention_clusters.attention_pictures import attention_weights
+    from attention_clusters.devices import use_device
+    from attention_clusters.train import load_model
+    use_device("CPU", 2)
+    report = (tiny_run / "results/report.md").read_text()
+    for fc, natt in ((1, 2), (2, 4)):
+        assert f"report/attention_fc{fc}.png" in report
+        assert (tiny_run / f"results/report/attention_fc{fc}.png").read_bytes()[:4] == b"\x89PNG"
+        saved = np.load(tiny_run / f"results/report/attention_fc{fc}.npz")
+        weights = saved["weights"]
+        assert weights.shape == (4, 25, natt)
+        np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-5)   # each unit, over the frames
+        feats, labels, _ = load_features(tiny_run / "results/features/feature_test.pkl")
+        model = load_model(tiny_run / f"results/sweep/CPU/shift/fc{fc}_natt{natt}/seed1/model.ckpt", fc, natt)
+        np.testing.assert_allclose(attention_weights(model, feats[saved["video_index"]]), weights, atol=1e-6)
+    assert "differ from their label in exactly one digit" in report
+
+
+def test_two_attention_kinds_and_two_seeds_plan_exactly_their_jobs(tiny_run):
+    (tiny_run / "config/test.yaml").write_text("sweep:\n  attention: [shift, noshift]\n  seeds: [1, 2]\n")
+    proc = run_snakemake(tiny_run, *TINY_AND_TEST, "--dry-run")
+    # 2 rows x 2 kinds x 2 seeds = 8 models, 2 of which (shift, seed 1) exist already.
+    per_model = {"train_model": 6, "eval_model": 6, "export_model": 6, "infer_310": 6, "postprocess_310": 6}
+    assert planned_jobs(proc) == {**per_model, "sweep_metrics": 1, "report": 1, "all": 1}
+    planned = set(re.findall(r"results/sweep/CPU/(\w+)/(fc\d_natt\d)/seed(\d)/model\.ckpt", proc.stdout))
+    assert planned == {(a, m, s) for a in ("shift", "noshift") for m in ("fc1_natt2", "fc2_natt4")
+                       for s in "12"} - {("shift", "fc1_natt2", "1"), ("shift", "fc2_natt4", "1")}
 
 
 def test_unavailable_device_fails_at_once_and_the_rest_goes_on(tiny_run):
     (tiny_run / "config/test.yaml").write_text("sweep:\n  devices: [CPU, GPU]\n")
     proc = run_snakemake(tiny_run, *TINY_AND_TEST, "--keep-going", check=False)
     assert proc.returncode != 0
-    log = (tiny_run / "logs/train_model/GPU/fc1_natt2.log").read_text()
+    log = (tiny_run / "logs/train_model/GPU/shift/fc1_natt2/seed1.log").read_text()
     assert "device 'GPU' was asked for, but this MindSpore (2.10.0) can use only: CPU" in log
     assert "Error in rule train_model" in proc.stdout + proc.stderr
-    assert not (tiny_run / "results/sweep/GPU/fc1_natt2/model.ckpt").exists()
-    assert (tiny_run / "results/sweep/CPU/fc2_natt4/metrics.json").exists()
+    assert not (tiny_run / "results/sweep/GPU/shift/fc1_natt2/seed1/model.ckpt").exists()
+    assert (tiny_run / "results/sweep/CPU/shift/fc2_natt4/seed1/metrics.json").exists()
     # The CPU models were left alone: nothing to do for them.
     (tiny_run / "config/test.yaml").write_text("sweep:\n  devices: [CPU]\n")
     assert "Nothing to be done" in run_snakemake(tiny_run, *TINY_AND_TEST, "--dry-run").stdout

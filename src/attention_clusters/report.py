@@ -1,19 +1,57 @@
-"""results/report.md: the sweep's results beside the references, inference, timings and plots."""
+"""results/report.md: the sweep's results beside the references, inference, timings and plots.
+
+Models that differ only by seed are grouped: accuracies are given as mean ± standard
+deviation over the seeds, with their number.
+"""
 
 import csv
 import json
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from .atomic import atomic_open, atomic_path
-from .reference import SEED, paper_shift
+from .reference import PAPER, SEED
 
 log = logging.getLogger("attention_clusters")
+PAPER_COLUMNS = (("average", None, 0, "Average"), ("noshift", 1, 1, "FC1 no shift"), ("noshift", 2, 2, "FC2 no shift"),
+                 ("shift", 1, 3, "FC1 shift"), ("shift", 2, 4, "FC2 shift"))
 
 
 def read_tsv(path):
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def paper_reference(attention, fc, natt):
+    """The paper's top-1 (%) for this kind of attention, weighting function and number of units."""
+    row = PAPER.get(natt)
+    if row is None:
+        return None
+    for kind, column_fc, index, _ in PAPER_COLUMNS:
+        if kind == attention and (column_fc is None or column_fc == fc):
+            return row[index]
+    return None
+
+
+def group(rows):
+    """{(attention, fc, natt): {device: {"top1": [...], "top5": [...], "row": first row}}}, in %."""
+    groups = {}
+    for row in rows:
+        key = (row["attention"], int(row["fc"]), int(row["natt"]))
+        cell = groups.setdefault(key, {}).setdefault(row["device"], {"top1": [], "top5": [], "row": row})
+        cell["top1"].append(100 * float(row["top1"]))
+        cell["top5"].append(100 * float(row["top5"]))
+    return groups
+
+
+def mean_std(values):
+    if not values:
+        return ""
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{np.mean(values):.1f} ± {np.std(values, ddof=1):.1f} (n={len(values)})"
 
 
 def _pct(value):
@@ -24,31 +62,42 @@ def _diff(ours, ref):
     return "" if ours is None or ref is None else f"{ours - ref:+.1f}"
 
 
-def results_table(rows, devices):
-    """The seed's table shape, one top-1 column per device, with the references and differences."""
-    by_model = {}
-    for row in rows:
-        by_model.setdefault((int(row["fc"]), int(row["natt"])), {})[row["device"]] = row
-    head = ["fc", "natt", "epochs", "lr", "weight decay"]
+def results_table(groups, devices):
+    """The seed's table shape: one top-1 column per device (mean ± std over seeds), top-5, references, Δ."""
+    head = ["attention", "fc", "natt", "epochs", "lr", "weight decay"]
     head += [f"{d} top-1 (%)" for d in devices] + [f"{d} top-5 (%)" for d in devices]
-    head += ["seed Ascend", "Δ", "seed GPU", "Δ", "paper shift", "Δ"]
+    head += ["seed Ascend", "Δ", "seed GPU", "Δ", "paper", "Δ"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for (fc, natt), per_device in sorted(by_model.items()):
-        first = next(iter(per_device.values()))
-        top1 = {d: 100 * float(per_device[d]["top1"]) if d in per_device else None for d in devices}
-        top5 = {d: 100 * float(per_device[d]["top5"]) if d in per_device else None for d in devices}
-        best = max((v for v in top1.values() if v is not None), default=None)
-        seed = SEED.get((fc, natt))
+    for (attention, fc, natt), per_device in sorted(groups.items()):
+        first = next(iter(per_device.values()))["row"]
+        means = [np.mean(per_device[d]["top1"]) for d in devices if d in per_device]
+        best = max(means) if means else None
+        seed = SEED.get((fc, natt)) if attention == "shift" else None
         ascend, gpu = (seed[2], seed[3]) if seed else (None, None)
-        paper = paper_shift(fc, natt)
-        cells = [fc, natt, first["epochs"], first["lr"], first["weight_decay"]]
-        cells += [_pct(top1[d]) for d in devices] + [_pct(top5[d]) for d in devices]
+        paper = paper_reference(attention, fc, natt)
+        cells = [attention, fc, natt, first["epochs"], first["lr"], first["weight_decay"]]
+        cells += [mean_std(per_device[d]["top1"]) if d in per_device else "" for d in devices]
+        cells += [mean_std(per_device[d]["top5"]) if d in per_device else "" for d in devices]
         cells += [_pct(ascend), _diff(best, ascend), _pct(gpu), _diff(best, gpu), _pct(paper), _diff(best, paper)]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return lines
 
 
-def plot_accuracy(rows, devices, out):
+def paper_table(groups, device):
+    """The paper's Flash-MNIST table, column by column: this workflow's mean top-1 / the paper's."""
+    lines = ["| n | " + " | ".join(title for *_, title in PAPER_COLUMNS) + " |", "|---" * 6 + "|"]
+    for natt, reference in sorted(PAPER.items()):
+        cells = []
+        for attention, fc, index, _ in PAPER_COLUMNS:
+            fcs = (fc,) if fc is not None else (1, 2)
+            ours = [np.mean(groups[(attention, f, natt)][device]["top1"]) for f in fcs
+                    if device in groups.get((attention, f, natt), {})]
+            cells.append(f"**{ours[0]:.1f}** / {reference[index]}" if ours else f"– / {reference[index]}")
+        lines.append(f"| {natt} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def plot_accuracy(groups, devices, out):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -57,18 +106,21 @@ def plot_accuracy(rows, devices, out):
         natts = sorted(n for f, n in SEED if f == fc)
         ax.plot(natts, [SEED[(fc, n)][2] for n in natts], "k--", lw=1, label="seed, Ascend 910")
         ax.plot(natts, [SEED[(fc, n)][3] for n in natts], "k:", lw=1, label="seed, RTX 3090")
-        ax.plot(natts, [paper_shift(fc, n) for n in natts], color="grey", lw=2, alpha=0.6, label="paper, shift")
+        ax.plot(natts, [paper_reference("shift", fc, n) for n in natts], color="grey", lw=2, alpha=0.6,
+                label="paper, shift")
         for device in devices:
-            mine = sorted((int(r["natt"]), 100 * float(r["top1"])) for r in rows
-                          if int(r["fc"]) == fc and r["device"] == device)
-            if mine:
-                ax.plot(*zip(*mine), "o-", label=f"this workflow, {device}")
+            for attention in sorted({a for a, _, _ in groups}):
+                points = sorted((natt, np.mean(c[device]["top1"]), np.std(c[device]["top1"]))
+                                for (a, f, natt), c in groups.items() if a == attention and f == fc and device in c)
+                if points:
+                    x, mean, std = zip(*points)
+                    ax.errorbar(x, mean, yerr=std, fmt="o-", capsize=3, label=f"this workflow, {device}, {attention}")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("attention units (natt)")
         ax.set_title(f"FC{fc} weighting")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("test top-1 (%)")
-    axes[1].legend(fontsize=8, loc="lower right")
+    axes[1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
@@ -102,21 +154,53 @@ def benchmark_seconds(path):
     return float(rows[0]["s"]) if rows else None
 
 
-def write_report(metrics_tsv, models, data_benchmarks, devices, out_md, accuracy_png):
-    """`models`: list of dicts with device, fc, natt, history, infer_metrics, train_benchmark, curve_png."""
-    rows = read_tsv(metrics_tsv)
-    out_md = Path(out_md)
-    plot_accuracy(rows, devices, accuracy_png)
-    for model in models:
-        plot_history(model["history"], f"{model['device']} fc{model['fc']} natt{model['natt']}", model["curve_png"])
+def model_name(model):
+    return f"{model['attention']} fc{model['fc']} natt{model['natt']} seed {model['seed']}"
 
-    lines = ["# Attention Clusters on Flash-MNIST: results", ""]
-    lines += ["Test top-1 and top-5 of every model of the sweep, chosen at its best validation epoch, "
-              "beside the seed's (MindSpore ModelZoo, 200 epochs) and the paper's numbers. Δ is the best "
-              "device's top-1 minus the reference, in points.", ""]
-    lines += results_table(rows, devices)
+
+def confusion_lines(pictures, test_labels):
+    from .attention_pictures import one_digit_confusion
+    labels = np.load(test_labels)
+    lines = []
+    for picture in pictures:
+        stats = one_digit_confusion(np.load(picture["predictions"]), labels)
+        lines += [f"### {picture['name']}", "", f"![attention of {picture['name']}]({picture['png_rel']})", "",
+                  f"{stats['wrong']} of {labels.size} test videos are misclassified; {stats['one_digit']} of those "
+                  "differ from their label in exactly one digit:", "",
+                  "| digit | " + " | ".join(str(d) for d in range(10)) + " |", "|---" * 11 + "|",
+                  "| missed | " + " | ".join(str(int(v)) for v in stats["missed"]) + " |",
+                  "| added | " + " | ".join(str(int(v)) for v in stats["added"]) + " |", ""]
+    return lines
+
+
+def write_report(metrics_tsv, models, data_benchmarks, devices, out_md, accuracy_png, pictures=(), test_labels=None):
+    """`models`: dicts with device, attention, fc, natt, seed, history, infer_metrics, train_benchmark, curve_png.
+    `pictures`: dicts with name, png, predictions (the attention pictures' models)."""
+    rows = read_tsv(metrics_tsv)
+    groups = group(rows)
+    out_md = Path(out_md)
     rel = lambda p: Path(p).resolve().relative_to(out_md.parent.resolve()).as_posix()  # noqa: E731
+    plot_accuracy(groups, devices, accuracy_png)
+    for model in models:
+        plot_history(model["history"], f"{model['device']} {model_name(model)}", model["curve_png"])
+
+    seeds = sorted({r["seed"] for r in rows})
+    lines = ["# Attention Clusters on Flash-MNIST: results", ""]
+    lines += [f"Test top-1 and top-5 of every model of the sweep, each chosen at its best validation epoch; "
+              f"mean ± standard deviation over {len(seeds)} seed(s) ({', '.join(seeds)}) where there are several. "
+              "Beside them the seed's numbers (MindSpore ModelZoo, 200 epochs, shifting attention) and the "
+              "paper's for the same kind of attention. Δ is the best device's mean top-1 minus the reference, "
+              "in points.", ""]
+    lines += results_table(groups, devices)
     lines += ["", f"![top-1 against the number of attention units]({rel(accuracy_png)})", ""]
+    lines += [f"## The paper's table, column by column ({devices[0]}: this workflow / the paper, top-1 %)", ""]
+    lines += paper_table(groups, devices[0])
+
+    if pictures:
+        lines += ["", "## What the attention units look at", "",
+                  "Four test videos per model, their 25 frames in a row (red: frames showing a digit), and below "
+                  "them each unit's attention weights over the frames, as the model computes them.", ""]
+        lines += confusion_lines([{**p, "png_rel": rel(p["png"])} for p in pictures], test_labels)
 
     lines += ["## Inference (exported MINDIR, the seed's 310 file formats)", "",
               "| model | device | top-1 (%) | top-5 (%) | latency per batch (ms) | batch | videos/s | equals eval |",
@@ -124,19 +208,20 @@ def write_report(metrics_tsv, models, data_benchmarks, devices, out_md, accuracy
     for model in models:
         with open(model["infer_metrics"]) as handle:
             inf = json.load(handle)
-        lines.append(f"| fc{model['fc']} natt{model['natt']} | {model['infer_device']} (trained on "
-                     f"{model['device']}) | {100 * inf['top1']:.1f} | {100 * inf['top5']:.1f} | "
-                     f"{inf['latency_ms_per_batch']:.2f} | {inf['batch_size']} | {inf['videos_per_second']:,.0f} | "
-                     f"{'yes' if inf['agrees_with_eval'] else 'no, ' + str(inf['disagreements']) + ' videos differ'} |")
+        agrees = "yes" if inf["agrees_with_eval"] else f"no, {inf['disagreements']} videos differ"
+        lines.append(f"| {model_name(model)} | {model['infer_device']} (trained on {model['device']}) | "
+                     f"{100 * inf['top1']:.1f} | {100 * inf['top5']:.1f} | {inf['latency_ms_per_batch']:.2f} | "
+                     f"{inf['batch_size']} | {inf['videos_per_second']:,.0f} | {agrees} |")
 
-    lines += ["", "## Training time per model", "", "| model | device | epochs | best epoch | job time (s) | "
-              "training (s) | parameters |", "|---|---|---|---|---|---|---|"]
-    by_key = {(r["device"], int(r["fc"]), int(r["natt"])): r for r in rows}
+    lines += ["", "## Training time per model", "",
+              "| model | device | epochs | best epoch | job time (s) | training (s) | parameters |",
+              "|---|---|---|---|---|---|---|"]
+    by_key = {(r["device"], r["attention"], int(r["fc"]), int(r["natt"]), int(r["seed"])): r for r in rows}
     for model in models:
-        r = by_key[(model["device"], model["fc"], model["natt"])]
-        lines.append(f"| fc{model['fc']} natt{model['natt']} | {model['device']} | {r['epochs']} | "
-                     f"{r['best_epoch']} | {benchmark_seconds(model['train_benchmark']):.1f} | "
-                     f"{float(r['train_seconds']):.1f} | {int(r['parameters']):,} |")
+        r = by_key[(model["device"], model["attention"], model["fc"], model["natt"], model["seed"])]
+        lines.append(f"| {model_name(model)} | {model['device']} | {r['epochs']} | {r['best_epoch']} | "
+                     f"{benchmark_seconds(model['train_benchmark']):.1f} | {float(r['train_seconds']):.1f} | "
+                     f"{int(r['parameters']):,} |")
 
     lines += ["", "## Data stages", "", "| step | time (s) |", "|---|---|"]
     for name, path in data_benchmarks.items():
@@ -144,8 +229,8 @@ def write_report(metrics_tsv, models, data_benchmarks, devices, out_md, accuracy
 
     lines += ["", "## Training curves", ""]
     for model in models:
-        lines.append(f"![{model['device']} fc{model['fc']} natt{model['natt']}]({rel(model['curve_png'])})")
-    lines += ["", f"Every row is also in `{Path(metrics_tsv).name}`.", ""]
+        lines.append(f"![{model['device']} {model_name(model)}]({rel(model['curve_png'])})")
+    lines += ["", f"Every model is a row of `{Path(metrics_tsv).name}`.", ""]
     with atomic_open(out_md, "w") as handle:
         handle.write("\n".join(lines))
     log.info("report: %d models, %s", len(models), out_md)

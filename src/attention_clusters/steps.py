@@ -150,3 +150,11 @@ def infer_model(mindir, features_bin, device, threads, batch_size, frames, featu
     from .inference import infer
     use_device(device, threads)
     infer(mindir, features_bin, batch_size, frames, feature_dim, logits_out, timing_out)
+
+
+def attention_picture(checkpoint, features, videos, frame_digits, device, threads, fc, natt, attention, title,
+                      out_png, out_npz):
+    from .attention_pictures import write_attention_picture
+    from .devices import use_device
+    use_device(device, threads)
+    write_attention_picture(checkpoint, fc, natt, attention, features, videos, frame_digits, title, out_png, out_npz)

@@ -85,26 +85,45 @@ def features_settings():
     return {key: config["features"][key] for key in ("device", "videos_per_chunk")}
 
 
-# The sweep: table rows x devices. Model outputs live under results/sweep/{device}/fc{fc}_natt{natt}/.
+# The sweep: table rows x attention kinds x seeds x devices. Each model's outputs live under
+# results/sweep/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}/.
 from attention_clusters.sweep import read_sweep
 
 SWEEP = {(row["fc"], row["natt"]): row for row in read_sweep(config["sweep"]["table"])}
 DEVICES = config["sweep"]["devices"]
-MODEL_DIR = "results/sweep/{device}/fc{fc}_natt{natt}"
+ATTENTION = config["sweep"]["attention"]
+SEEDS = config["sweep"]["seeds"]
+MODEL = "{device}/{attention}/fc{fc}_natt{natt}/seed{seed}"
+MODEL_DIR = f"results/sweep/{MODEL}"
 
 
 wildcard_constraints:
     device="CPU|GPU|Ascend",
+    attention="shift|noshift|average",
     fc="1|2",
     natt="[0-9]+",
+    seed="[0-9]+",
 
 
 def sweep_outputs(pattern):
-    """`pattern` formatted for every (device, fc, natt) of the sweep."""
+    """`pattern` formatted for every model of the sweep."""
     return [
-        pattern.format(device=device, fc=fc, natt=natt)
+        pattern.format(device=device, attention=attention, fc=fc, natt=natt, seed=seed)
         for device in DEVICES
+        for attention in ATTENTION
         for (fc, natt) in SWEEP
+        for seed in SEEDS
+    ]
+
+
+def sweep_models():
+    """The models of the sweep as dicts, in the order of sweep_outputs()."""
+    return [
+        {"device": d, "attention": a, "fc": fc, "natt": natt, "seed": seed}
+        for d in DEVICES
+        for a in ATTENTION
+        for (fc, natt) in SWEEP
+        for seed in SEEDS
     ]
 
 
@@ -114,19 +133,61 @@ def train_settings(wildcards):
         "device": wildcards.device,
         "fc": row["fc"],
         "natt": row["natt"],
-        "attention": "shift",
+        "attention": wildcards.attention,
         "epochs": row["epochs"],
         "lr": row["lr"],
         "weight_decay": row["weight_decay"],
         "batch_size": config["train"]["batch_size"],
         "val_fraction": config["train"]["val_fraction"],
-        "seed": config["train"]["seed"],
+        "seed": int(wildcards.seed),
     }
 
 
 def eval_settings(wildcards):
     row = SWEEP[(int(wildcards.fc), int(wildcards.natt))]
-    return {"device": wildcards.device, "fc": row["fc"], "natt": row["natt"], "attention": "shift"}
+    return {
+        "device": wildcards.device,
+        "fc": row["fc"],
+        "natt": row["natt"],
+        "attention": wildcards.attention,
+    }
+
+
+def attention_picture_models():
+    """{fc: model}: per fc, the largest-natt model of the first device, attention kind and seed;
+    the report draws its attention weights and its one-digit confusions."""
+    chosen = {}
+    for fc in (1, 2):
+        natts = sorted(natt for f, natt in SWEEP if f == fc)
+        if natts:
+            chosen[fc] = {
+                "device": DEVICES[0],
+                "attention": ATTENTION[0],
+                "fc": fc,
+                "natt": natts[-1],
+                "seed": SEEDS[0],
+            }
+    return chosen
+
+
+def picture_model(wildcards):
+    return attention_picture_models()[int(wildcards.fc)]
+
+
+def picture_input(name):
+    """Input function: the file `name` of the model drawn for wildcards.fc."""
+    return lambda wildcards: f"{MODEL_DIR}/{name}".format(**picture_model(wildcards))
+
+
+def picture_settings(wildcards):
+    model = picture_model(wildcards)
+    return {
+        "device": model["device"],
+        "fc": model["fc"],
+        "natt": model["natt"],
+        "attention": model["attention"],
+        "title": "{device} {attention} fc{fc} natt{natt} seed {seed}".format(**model),
+    }
 
 
 def export_settings(wildcards):

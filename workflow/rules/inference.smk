@@ -9,7 +9,7 @@ rule export_model:
     params:
         settings=export_settings,
     log:
-        "logs/export_model/{device}/fc{fc}_natt{natt}.log",
+        "logs/export_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",
     threads: 1
     conda:
         "../envs/mindspore.yaml"
@@ -41,9 +41,9 @@ rule infer_310:
     params:
         settings=infer_settings(),
     log:
-        "logs/infer_310/{device}/fc{fc}_natt{natt}.log",
+        "logs/infer_310/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",
     benchmark:
-        "results/benchmarks/infer_310/{device}/fc{fc}_natt{natt}.tsv"
+        "results/benchmarks/infer_310/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.tsv"
     threads: config["inference"]["threads"]
     resources:
         mem_mb=4000,
@@ -62,7 +62,7 @@ rule postprocess_310:
     output:
         f"{MODEL_DIR}/infer/metrics.json",
     log:
-        "logs/postprocess_310/{device}/fc{fc}_natt{natt}.log",
+        "logs/postprocess_310/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",
     conda:
         "../envs/mindspore.yaml"
     script:

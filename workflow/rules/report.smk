@@ -1,15 +1,47 @@
 # The aggregated report: results/report.md with its plots, built from every model's outputs.
 
 
+rule attention_picture:
+    input:
+        checkpoint=picture_input("model.ckpt"),
+        features="results/features/feature_test.pkl",
+        videos="results/data/flash_test/videos.npy",
+        frame_digits="results/data/flash_test/frame_digits.npy",
+    output:
+        png=report(
+            "results/report/attention_fc{fc}.png",
+            caption="../report/attention.rst",
+            category="Attention",
+        ),
+        weights="results/report/attention_fc{fc}.npz",
+    params:
+        settings=picture_settings,
+    log:
+        "logs/attention_picture/fc{fc}.log",
+    threads: 1
+    conda:
+        "../envs/mindspore.yaml"
+    script:
+        "../scripts/attention_picture.py"
+
+
 rule report:
     input:
         metrics="results/metrics.tsv",
         histories=sweep_outputs(f"{MODEL_DIR}/history.tsv"),
         infer=sweep_outputs(f"{MODEL_DIR}/infer/metrics.json"),
         train_benchmarks=sweep_outputs(
-            "results/benchmarks/train_model/{device}/fc{fc}_natt{natt}.tsv"
+            "results/benchmarks/train_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.tsv"
         ),
         data_benchmarks=list(data_stage_benchmarks().values()),
+        pictures=expand(
+            "results/report/attention_fc{fc}.png", fc=sorted(attention_picture_models())
+        ),
+        picture_predictions=[
+            f"{MODEL_DIR}/test_predictions.npy".format(**model)
+            for _, model in sorted(attention_picture_models().items())
+        ],
+        test_labels="results/data/flash_test/labels.npy",
     output:
         report=report(
             "results/report.md", caption="../report/report_md.rst", category="Report"
@@ -20,14 +52,19 @@ rule report:
             category="Accuracy",
         ),
         curves=report(
-            sweep_outputs("results/report/curves/{device}_fc{fc}_natt{natt}.png"),
+            sweep_outputs("results/report/curves/{device}_{attention}_fc{fc}_natt{natt}_seed{seed}.png"),
             caption="../report/curves.rst",
             category="Training curves",
         ),
     params:
+        models=sweep_models(),
         devices=DEVICES,
         infer_device=config["inference"]["device"],
         data_steps=list(data_stage_benchmarks()),
+        picture_names=[
+            "{device} {attention} fc{fc} natt{natt} seed {seed}".format(**model)
+            for _, model in sorted(attention_picture_models().items())
+        ],
     log:
         "logs/report.log",
     localrule: True

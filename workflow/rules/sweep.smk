@@ -14,9 +14,9 @@ rule train_model:
         # job's state survives Snakemake's clean-up of incomplete outputs.
         state_dir=f"{MODEL_DIR}/state",
     log:
-        "logs/train_model/{device}/fc{fc}_natt{natt}.log",
+        "logs/train_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",
     benchmark:
-        "results/benchmarks/train_model/{device}/fc{fc}_natt{natt}.tsv"
+        "results/benchmarks/train_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.tsv"
     threads: config["train"]["threads"]
     resources:
         mem_mb=config["train"]["mem_mb"],
@@ -37,7 +37,7 @@ rule eval_model:
     params:
         settings=eval_settings,
     log:
-        "logs/eval_model/{device}/fc{fc}_natt{natt}.log",
+        "logs/eval_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",
     threads: config["train"]["threads"]
     resources:
         mem_mb=config["train"]["mem_mb"],

@@ -3,11 +3,13 @@ from attention_clusters.rule_runner import run
 
 inp, out, params = snakemake.input, snakemake.output, snakemake.params
 models = [
-    {"device": h.split("/")[2], "fc": int(h.split("/")[3].split("_")[0][2:]),
-     "natt": int(h.split("/")[3].split("_")[1][4:]), "history": h, "infer_metrics": i, "train_benchmark": b,
-     "curve_png": c, "infer_device": params.infer_device}
-    for h, i, b, c in zip(inp.histories, inp.infer, inp.train_benchmarks, out.curves)
+    {**model, "history": history, "infer_metrics": infer, "train_benchmark": benchmark, "curve_png": curve,
+     "infer_device": params.infer_device}
+    for model, history, infer, benchmark, curve in zip(
+        params.models, inp.histories, inp.infer, inp.train_benchmarks, out.curves)
 ]
+pictures = [{"name": name, "png": png, "predictions": predictions}
+            for name, png, predictions in zip(params.picture_names, inp.pictures, inp.picture_predictions)]
 run(snakemake, write_report, metrics_tsv=inp.metrics, models=models,
     data_benchmarks=dict(zip(params.data_steps, inp.data_benchmarks)), devices=params.devices,
-    out_md=out.report, accuracy_png=out.accuracy)
+    out_md=out.report, accuracy_png=out.accuracy, pictures=pictures, test_labels=inp.test_labels)

@@ -1,0 +1,38 @@
+import numpy as np
+
+from attention_clusters.attention_pictures import one_digit_confusion
+from attention_clusters.report import group, paper_reference, paper_table, results_table
+
+
+def row(attention, fc, natt, seed, top1, device="CPU"):
+    return {"device": device, "attention": attention, "fc": str(fc), "natt": str(natt), "seed": str(seed),
+            "epochs": "200", "lr": "0.0005", "weight_decay": "0.0001", "top1": str(top1), "top5": str(min(1, top1 + .1))}
+
+
+def test_mean_and_std_over_seeds():
+    rows = [row("shift", 2, 8, 1, 0.80), row("shift", 2, 8, 2, 0.84), row("noshift", 2, 8, 1, 0.30),
+            row("noshift", 2, 8, 2, 0.20)]
+    lines = results_table(group(rows), ["CPU"])
+    shift = next(line for line in lines if line.startswith("| shift | 2 | 8 |"))
+    noshift = next(line for line in lines if line.startswith("| noshift | 2 | 8 |"))
+    # mean 82.0, sample std 2.8 over 2 seeds; references: seed Ascend 76.4, GPU 81.6, paper FC2 shift 83.1
+    assert "82.0 ± 2.8 (n=2)" in shift and "| 76.4 | +5.6 | 81.6 | +0.4 | 83.1 | -1.1 |" in shift
+    # no shift is compared with the paper's FC2 no-shift column only
+    assert "25.0 ± 7.1 (n=2)" in noshift and noshift.endswith("|  |  |  |  | 22.5 | +2.5 |")
+    table = paper_table(group(rows), "CPU")
+    assert "| 8 | – / 0.9 | – / 31.7 | **25.0** / 22.5 | – / 80.6 | **82.0** / 83.1 |" in table
+
+
+def test_paper_reference_columns():
+    assert paper_reference("average", 1, 128) == 8.9 and paper_reference("average", 2, 128) == 8.9
+    assert paper_reference("noshift", 1, 16) == 82.3 and paper_reference("shift", 2, 1) == 53.7
+    assert paper_reference("shift", 1, 3) is None
+
+
+def test_one_digit_confusion():
+    labels = np.array([0b101, 0b101, 0b11, 0b1000, 7])
+    predictions = np.array([0b001, 0b101, 0b111, 0b1010, 0])
+    stats = one_digit_confusion(predictions, labels)
+    assert stats["wrong"] == 4 and stats["one_digit"] == 3
+    assert stats["missed"][2] == 1 and stats["added"][2] == 1 and stats["added"][1] == 1
+    assert stats["missed"].sum() == 1 and stats["added"].sum() == 2
