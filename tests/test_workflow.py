@@ -267,3 +267,16 @@ def test_truncated_file_fails_and_leaves_nothing(tmp_path, tiny_run):
     assert "train-images-idx3-ubyte.gz: not a complete gzip file" in (workdir / "logs/download_mnist.log").read_text()
     assert not (workdir / "resources").exists() or not list((workdir / "resources").rglob("*.gz"))
     assert not (workdir / "results").exists() or not list((workdir / "results").rglob("*.npy"))
+
+
+@pytest.mark.parametrize("configfiles,expected", [
+    ((), {"download_mnist": 1, "train_model": 16}),
+    (("config/quick.yaml",), {"synthesize_mnist": 1, "train_model": 2}),
+    (("config/quick.yaml", "config/ablation.yaml"), {"synthesize_mnist": 1, "train_model": 12}),
+])
+def test_presets_plan_their_sweeps(tmp_path, configfiles, expected):
+    workdir = make_workdir(tmp_path)
+    args = ("--configfile", *configfiles) if configfiles else ()
+    jobs = planned_jobs(run_snakemake(workdir, "--dry-run", "--cores", "2", *args))
+    assert {rule: jobs.get(rule) for rule in expected} == expected
+    assert jobs["report"] == 1 and jobs["attention_picture"] == 2
