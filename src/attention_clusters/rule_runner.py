@@ -1,6 +1,7 @@
 """Running a step from a Snakemake `script:`: logging to the rule's log, clean errors."""
 
 import logging
+import os
 import sys
 import time
 
@@ -19,6 +20,9 @@ def run(snakemake, step, **kwargs):
     started = time.perf_counter()
     log.info("rule %s, wildcards %s, params %s", snakemake.rule, dict(snakemake.wildcards.items()),
              dict(snakemake.params.items()))
+    if os.environ.get("SLURM_JOB_ID"):
+        log.info("slurm job %s on partition %s, node %s", os.environ["SLURM_JOB_ID"],
+                 os.environ.get("SLURM_JOB_PARTITION"), os.environ.get("SLURMD_NODENAME"))
     try:
         step(**kwargs)
     except WorkflowInputError as err:

@@ -89,8 +89,10 @@ def extract_features(videos, labels, checkpoint, device, threads, videos_per_chu
     log.info("wrote %d video features to %s", len(labels), out)
 
 
-def train_model(features, device, threads, fc, natt, attention, epochs, lr, weight_decay, batch_size, val_fraction,
-                seed, state_dir, checkpoint_out, history_out, summary_out):
+def train_model(features, sweep_device, device, threads, fc, natt, attention, epochs, lr, weight_decay, batch_size,
+                val_fraction, seed, state_dir, checkpoint_out, history_out, summary_out):
+    """`sweep_device` is the job's device in the sweep; `device` the MindSpore target it runs on
+    (the same, unless cluster.run_device_as maps it)."""
     from .devices import use_device
     from .features import load_features
     from .train import train_model as train
@@ -98,7 +100,7 @@ def train_model(features, device, threads, fc, natt, attention, epochs, lr, weig
     feats, labels, _ = load_features(features)
     summary = train(feats, labels, fc, natt, attention, epochs, lr, weight_decay, batch_size, val_fraction, seed,
                     state_dir, checkpoint_out, history_out)
-    summary["device"] = device
+    summary.update(device=sweep_device, ran_on=device)
     _write_json(summary_out, summary)
     log.info("fc%d natt%d on %s: best epoch %d, validation top-1 %.4f, %.1f s", fc, natt, device,
              summary["best_epoch"], summary["best_val_top1"], summary["train_seconds"])

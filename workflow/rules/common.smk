@@ -77,12 +77,12 @@ def flash_settings(wildcards):
 
 
 def extractor_settings():
-    keys = ("device", "epochs", "batch_size", "lr", "seed")
-    return {key: config["extractor"][key] for key in keys}
+    keys = ("epochs", "batch_size", "lr", "seed")
+    return {"device": target(config["extractor"]["device"])} | {key: config["extractor"][key] for key in keys}
 
 
 def features_settings():
-    return {key: config["features"][key] for key in ("device", "videos_per_chunk")}
+    return {"device": target(config["features"]["device"]), "videos_per_chunk": config["features"]["videos_per_chunk"]}
 
 
 # The sweep: table rows x attention kinds x seeds x devices. Each model's outputs live under
@@ -130,7 +130,8 @@ def sweep_models():
 def train_settings(wildcards):
     row = SWEEP[(int(wildcards.fc), int(wildcards.natt))]
     return {
-        "device": wildcards.device,
+        "sweep_device": wildcards.device,
+        "device": target(wildcards.device),
         "fc": row["fc"],
         "natt": row["natt"],
         "attention": wildcards.attention,
@@ -146,7 +147,7 @@ def train_settings(wildcards):
 def eval_settings(wildcards):
     row = SWEEP[(int(wildcards.fc), int(wildcards.natt))]
     return {
-        "device": wildcards.device,
+        "device": target(wildcards.device),
         "fc": row["fc"],
         "natt": row["natt"],
         "attention": wildcards.attention,
@@ -182,7 +183,7 @@ def picture_input(name):
 def picture_settings(wildcards):
     model = picture_model(wildcards)
     return {
-        "device": model["device"],
+        "device": target(model["device"]),
         "fc": model["fc"],
         "natt": model["natt"],
         "attention": model["attention"],
@@ -201,7 +202,7 @@ def export_settings(wildcards):
 
 def infer_settings():
     return {
-        "device": config["inference"]["device"],
+        "device": target(config["inference"]["device"]),
         "batch_size": config["inference"]["batch_size"],
         "frames": config["flash"]["frames"],
         "feature_dim": 50,
@@ -219,3 +220,39 @@ def data_stage_benchmarks():
         steps[f"Flash-MNIST {split}"] = f"results/benchmarks/flash_mnist/{split}.tsv"
         steps[f"features {split}"] = f"results/benchmarks/extract_features/{split}.tsv"
     return steps
+
+
+# Slurm resources: the device decides the partition and the accelerator request.
+
+
+def target(device):
+    """The MindSpore target that runs `device`'s jobs (cluster.run_device_as, for tests)."""
+    return config["cluster"]["run_device_as"].get(device, device)
+
+
+def runtime(rule):
+    minutes = config["cluster"]["runtime_minutes"]
+    return minutes.get(rule, minutes["default"])
+
+
+def device_resources(device, rule, mem_mb):
+    """Resources of a job on `device`: a plain dict, or a function of the wildcards when
+    `device` is None (the job's {device} wildcard decides)."""
+
+    def for_device(name):
+        resources = {
+            "mem_mb": mem_mb,
+            "runtime": runtime(rule),
+            "slurm_partition": config["cluster"]["partitions"][name],
+            "gres": config["cluster"]["accelerators"][name],
+        }
+        if config["cluster"]["account"]:
+            resources["slurm_account"] = config["cluster"]["account"]
+        return resources
+
+    if device is not None:
+        return for_device(device)
+    return {
+        key: (lambda wildcards, key=key: for_device(wildcards.device)[key])
+        for key in for_device("CPU")
+    }

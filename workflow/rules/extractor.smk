@@ -18,7 +18,7 @@ rule train_extractor:
         "results/benchmarks/train_extractor.tsv"
     threads: config["extractor"]["threads"]
     resources:
-        mem_mb=config["extractor"]["mem_mb"],
+        **device_resources(config["extractor"]["device"], "train_extractor", config["extractor"]["mem_mb"]),
     conda:
         "../envs/mindspore.yaml"
     script:

@@ -16,7 +16,7 @@ rule extract_features:
         "results/benchmarks/extract_features/{split}.tsv"
     threads: config["features"]["threads"]
     resources:
-        mem_mb=config["features"]["mem_mb"],
+        **device_resources(config["features"]["device"], "extract_features", config["features"]["mem_mb"]),
     conda:
         "../envs/mindspore.yaml"
     script:

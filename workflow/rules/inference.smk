@@ -11,6 +11,8 @@ rule export_model:
     log:
         "logs/export_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",
     threads: 1
+    resources:
+        **device_resources(None, "export_model", 2000),
     conda:
         "../envs/mindspore.yaml"
     script:
@@ -46,7 +48,7 @@ rule infer_310:
         "results/benchmarks/infer_310/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.tsv"
     threads: config["inference"]["threads"]
     resources:
-        mem_mb=4000,
+        **device_resources(config["inference"]["device"], "infer_310", 4000),
     conda:
         "../envs/mindspore.yaml"
     script:

@@ -19,6 +19,8 @@ rule attention_picture:
     log:
         "logs/attention_picture/fc{fc}.log",
     threads: 1
+    resources:
+        **device_resources(DEVICES[0], "attention_picture", 2000),
     conda:
         "../envs/mindspore.yaml"
     script:

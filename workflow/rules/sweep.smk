@@ -19,7 +19,7 @@ rule train_model:
         "results/benchmarks/train_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.tsv"
     threads: config["train"]["threads"]
     resources:
-        mem_mb=config["train"]["mem_mb"],
+        **device_resources(None, "train_model", config["train"]["mem_mb"]),
     conda:
         "../envs/mindspore.yaml"
     script:
@@ -40,7 +40,7 @@ rule eval_model:
         "logs/eval_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",
     threads: config["train"]["threads"]
     resources:
-        mem_mb=config["train"]["mem_mb"],
+        **device_resources(None, "eval_model", config["train"]["mem_mb"]),
     conda:
         "../envs/mindspore.yaml"
     script:

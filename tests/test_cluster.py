@@ -1,0 +1,85 @@
+"""`snakemake --profile cluster` on a real one-node Slurm (cluster/local-slurm.sh), tiny preset."""
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import ROOT, make_workdir, run_snakemake
+
+pytestmark = pytest.mark.slow
+SCRIPT = ROOT / "cluster/local-slurm.sh"
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.skip("starting Slurm's daemons needs root")
+    state = tmp_path_factory.mktemp("slurm")
+    env = dict(os.environ, SLURM_LOCAL_DIR=str(state))
+    started = subprocess.run(["bash", str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=600)
+    if started.returncode != 0:
+        subprocess.run(["bash", str(SCRIPT), "stop"], env=env, timeout=120)
+        message = f"could not start a local Slurm: {started.stdout[-1000:]} {started.stderr[-2000:]}"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI must run the cluster test, not skip it
+        pytest.skip(message)
+    yield state
+    subprocess.run(["bash", str(SCRIPT), "stop"], env=env, timeout=120, check=True)
+
+
+def cluster_workdir(tmp_path, overrides):
+    workdir = make_workdir(tmp_path, overrides)
+    shutil.copytree(ROOT / "cluster", workdir / "cluster")
+    return workdir
+
+
+def slurm_jobs():
+    """{job id: (state, partition)} of every job Slurm still remembers (MinJobAge 300 s)."""
+    out = subprocess.run(["squeue", "--states=all", "-h", "-o", "%i|%T|%P"], capture_output=True, text=True,
+                         check=True).stdout
+    return {line.split("|")[0]: tuple(line.split("|")[1:]) for line in out.split()}
+
+
+def test_tiny_preset_runs_through_slurm(slurm, tmp_path, capsys):
+    before = set(slurm_jobs())
+    overrides = "sweep:\n  devices: [CPU, Ascend]\ncluster:\n  run_device_as: {Ascend: CPU}\n"
+    workdir = cluster_workdir(tmp_path, overrides)
+    run_snakemake(workdir, "--profile", "cluster", "--configfile", "config/tiny.yaml", "config/test.yaml",
+                  timeout=1500)
+    assert (workdir / "results/report.md").exists()
+    jobs = {job: info for job, info in slurm_jobs().items() if job not in before}
+    with capsys.disabled():
+        print("\nSlurm jobs of the run (id: state, partition):")
+        for job, (state, partition) in sorted(jobs.items(), key=lambda item: int(item[0])):
+            print(f"  {job}: {state}, {partition}")
+    assert jobs and all(state == "COMPLETED" for state, _ in jobs.values())
+    assert {partition for _, partition in jobs.values()} == {"cpu", "ascend"}
+    # Inside the jobs: their Slurm job id and partition, by device.
+    ascend_log = (workdir / "logs/train_model/Ascend/shift/fc1_natt2/seed1.log").read_text()
+    cpu_log = (workdir / "logs/train_model/CPU/shift/fc1_natt2/seed1.log").read_text()
+    ascend_job = re.search(r"slurm job (\d+) on partition ascend", ascend_log)
+    cpu_job = re.search(r"slurm job (\d+) on partition cpu", cpu_log)
+    assert ascend_job and cpu_job and ascend_job.group(1) in jobs and cpu_job.group(1) in jobs
+    # Downloads-or-synthesis and the report ran on the submit host, not in a job.
+    assert "slurm job" not in (workdir / "logs/report.log").read_text()
+    # The Ascend models ran on the CPU here (no NPU), and say so.
+    assert '"ran_on": "CPU"' in (workdir / "results/sweep/Ascend/shift/fc1_natt2/seed1/train.json").read_text()
+
+
+def test_failing_cluster_job_fails_the_run(slurm, tmp_path):
+    # GPU jobs are sent to the cpu partition without a GPU request, so they start and then fail
+    # (the installed MindSpore has no GPU backend).
+    overrides = ("sweep:\n  devices: [GPU]\ncluster:\n  partitions: {CPU: cpu, GPU: cpu, Ascend: ascend}\n"
+                 "  accelerators: {CPU: '', GPU: '', Ascend: 'npu:1'}\n")
+    workdir = cluster_workdir(tmp_path, overrides)
+    proc = run_snakemake(workdir, "--profile", "cluster", "--configfile", "config/tiny.yaml", "config/test.yaml",
+                         check=False, timeout=1500)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "Error in rule train_model" in out and "logs/train_model/GPU/shift/fc1_natt2/seed1.log" in out
+    log = (workdir / "logs/train_model/GPU/shift/fc1_natt2/seed1.log").read_text()
+    assert "device 'GPU' was asked for" in log and "slurm job" in log
+    assert not list((workdir / "results/sweep").rglob("model.ckpt"))
