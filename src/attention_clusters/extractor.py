@@ -157,10 +157,8 @@ def pretraining_cells(net):
 
 def dropout_masks(rng, batch, p=0.5):
     """Keep-masks for conv2's pre-pool output and fc1's output, scaled by 1/(1-p)."""
-    scale = np.float32(1.0 / (1.0 - p))
-    conv2 = (rng.random((batch * 4, 320), dtype=np.float32) >= p).astype(np.float32) * scale
-    fc1 = (rng.random((batch, 50), dtype=np.float32) >= p).astype(np.float32) * scale
-    return conv2, fc1
+    from .train import dropout_keep
+    return dropout_keep(rng, batch * 4, 320, p), dropout_keep(rng, batch, 50, p)
 
 
 def _batches(n, batch_size, rng, drop_remainder):

@@ -24,7 +24,8 @@ TOPK = 5
 
 
 def split_validation(labels, fraction, seed):
-    """Indices (train, validation): `fraction` of the videos of each label, at least one overall."""
+    """Indices (train, validation): a seeded random `fraction` of all videos (not per label) is held
+    out for validation, at least one when the fraction is above zero."""
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(11,)))
     order = rng.permutation(labels.shape[0])
     n_val = int(round(labels.shape[0] * fraction))
