@@ -1,5 +1,6 @@
 """`snakemake --profile cluster` on a real one-node Slurm (cluster/local-slurm.sh), tiny preset."""
 
+import json
 import os
 import re
 import shutil
@@ -37,26 +38,32 @@ def cluster_workdir(tmp_path, overrides):
 
 
 def slurm_jobs():
-    """{job id: (state, partition)} of every job Slurm still remembers (MinJobAge 300 s)."""
-    out = subprocess.run(["squeue", "--states=all", "-h", "-o", "%i|%T|%P"], capture_output=True, text=True,
-                         check=True).stdout
+    """{job id: (state, partition, generic resources, comment)} of every job Slurm still remembers
+    (MinJobAge 300 s); the Slurm executor writes `rule_<rule>_wildcards_<...>` into the comment."""
+    out = subprocess.run(["squeue", "--states=all", "-h", "-o", "%i|%T|%P|%b|%k"], capture_output=True,
+                         text=True, check=True).stdout
     return {line.split("|")[0]: tuple(line.split("|")[1:]) for line in out.split()}
 
 
 def test_tiny_preset_runs_through_slurm(slurm, tmp_path, capsys):
     before = set(slurm_jobs())
-    overrides = "sweep:\n  devices: [CPU, Ascend]\ncluster:\n  run_device_as: {Ascend: CPU}\n"
+    # Training is data-parallel on 2 msrun workers: the Ascend training jobs ask Slurm for 2 NPUs.
+    overrides = ("sweep:\n  devices: [CPU, Ascend]\ncluster:\n  run_device_as: {Ascend: CPU}\n"
+                 "distributed:\n  workers: 2\n")
     workdir = cluster_workdir(tmp_path, overrides)
     run_snakemake(workdir, "--profile", "cluster", "--configfile", "config/tiny.yaml", "config/test.yaml",
                   timeout=1500)
     assert (workdir / "results/report.md").exists()
     jobs = {job: info for job, info in slurm_jobs().items() if job not in before}
     with capsys.disabled():
-        print("\nSlurm jobs of the run (id: state, partition):")
-        for job, (state, partition) in sorted(jobs.items(), key=lambda item: int(item[0])):
-            print(f"  {job}: {state}, {partition}")
-    assert jobs and all(state == "COMPLETED" for state, _ in jobs.values())
-    assert {partition for _, partition in jobs.values()} == {"cpu", "ascend"}
+        print("\nSlurm jobs of the run (id: state, partition, gres):")
+        for job, (state, partition, gres, _) in sorted(jobs.items(), key=lambda item: int(item[0])):
+            print(f"  {job}: {state}, {partition}, {gres}")
+    assert jobs and all(state == "COMPLETED" for state, *_ in jobs.values())
+    assert {partition for _, partition, *_ in jobs.values()} == {"cpu", "ascend"}
+    # Two NPUs for each data-parallel Ascend training job, one for the other Ascend jobs.
+    ascend = [(gres, name) for _, partition, gres, name in jobs.values() if partition == "ascend"]
+    assert ascend and all(gres.endswith("npu:2") == ("train_model" in name) for gres, name in ascend), ascend
     # Inside the jobs: their Slurm job id and partition, by device.
     ascend_log = (workdir / "logs/train_model/Ascend/shift/fc1_natt2/seed1.log").read_text()
     cpu_log = (workdir / "logs/train_model/CPU/shift/fc1_natt2/seed1.log").read_text()
@@ -65,15 +72,19 @@ def test_tiny_preset_runs_through_slurm(slurm, tmp_path, capsys):
     assert ascend_job and cpu_job and ascend_job.group(1) in jobs and cpu_job.group(1) in jobs
     # Downloads-or-synthesis and the report ran on the submit host, not in a job.
     assert "slurm job" not in (workdir / "logs/report.log").read_text()
-    # The Ascend models ran on the CPU here (no NPU), and say so.
-    assert '"ran_on": "CPU"' in (workdir / "results/sweep/Ascend/shift/fc1_natt2/seed1/train.json").read_text()
+    # The Ascend models ran on the CPU here (no NPU), and say so; msrun ran their 2 ranks inside the job.
+    summary = json.loads((workdir / "results/sweep/Ascend/shift/fc1_natt2/seed1/train.json").read_text())
+    assert summary["ran_on"] == "CPU" and summary["workers"] == 2
+    assert "rank 0 of 2" in ascend_log
+    assert "final weights sha256" in (workdir / "logs/train_model/Ascend/shift/fc1_natt2/seed1.workers/worker_1.log"
+                                      ).read_text()
 
 
 def test_failing_cluster_job_fails_the_run(slurm, tmp_path):
     # GPU jobs are sent to the cpu partition without a GPU request, so they start and then fail
     # (the installed MindSpore has no GPU backend).
     overrides = ("sweep:\n  devices: [GPU]\ncluster:\n  partitions: {CPU: cpu, GPU: cpu, Ascend: ascend}\n"
-                 "  accelerators: {CPU: '', GPU: '', Ascend: 'npu:1'}\n")
+                 "  accelerators: {CPU: '', GPU: '', Ascend: npu}\n")
     workdir = cluster_workdir(tmp_path, overrides)
     proc = run_snakemake(workdir, "--profile", "cluster", "--configfile", "config/tiny.yaml", "config/test.yaml",
                          check=False, timeout=1500)

@@ -8,5 +8,9 @@ generation, the frame feature extractor, and the feature pickles.
 __version__ = "0.1.0"
 
 
-class WorkflowInputError(Exception):
+class StepFailed(Exception):
+    """A step failed for a reason its message states in one line (no traceback needed)."""
+
+
+class WorkflowInputError(StepFailed):
     """Bad input (a file or a config value): the message names it and says what was expected."""

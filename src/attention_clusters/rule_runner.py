@@ -5,7 +5,7 @@ import os
 import sys
 import time
 
-from . import WorkflowInputError
+from . import StepFailed
 
 
 def run(snakemake, step, **kwargs):
@@ -13,7 +13,9 @@ def run(snakemake, step, **kwargs):
     log_path = snakemake.log[0] if len(snakemake.log) else None
     handlers = [logging.StreamHandler(sys.stderr)]
     if log_path:
-        handlers.append(logging.FileHandler(log_path, mode="w"))
+        open(log_path, "w").close()
+        # Appending: a data-parallel job's rank 0 (another process) writes to the same log.
+        handlers.append(logging.FileHandler(log_path, mode="a"))
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
                         format="%(asctime)s %(levelname)s %(message)s")
     log = logging.getLogger("attention_clusters")
@@ -25,10 +27,7 @@ def run(snakemake, step, **kwargs):
                  os.environ.get("SLURM_JOB_PARTITION"), os.environ.get("SLURMD_NODENAME"))
     try:
         step(**kwargs)
-    except WorkflowInputError as err:
-        log.error("%s", err)
-        sys.exit(1)
-    except FloatingPointError as err:
+    except (StepFailed, FloatingPointError) as err:
         log.error("%s", err)
         sys.exit(1)
     log.info("rule %s done in %.1f s", snakemake.rule, time.perf_counter() - started)

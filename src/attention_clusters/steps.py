@@ -90,17 +90,26 @@ def extract_features(videos, labels, checkpoint, device, threads, videos_per_chu
 
 
 def train_model(features, sweep_device, device, threads, fc, natt, attention, epochs, lr, weight_decay, batch_size,
-                val_fraction, seed, state_dir, checkpoint_out, history_out, summary_out):
+                val_fraction, seed, state_dir, checkpoint_out, history_out, summary_out, workers=1,
+                worker_logs=None, rule_log=None):
     """`sweep_device` is the job's device in the sweep; `device` the MindSpore target it runs on
-    (the same, unless cluster.run_device_as maps it)."""
+    (the same, unless cluster.run_device_as maps it). With `workers` > 1, msrun runs the training
+    data-parallel on that many ranks (distributed.py), with their logs in `worker_logs`."""
     from .devices import use_device
+    from .distributed import launch_training
     from .features import load_features
     from .train import train_model as train
-    use_device(device, threads)  # first: an unusable device fails before the features load
-    feats, labels, _ = load_features(features)
-    summary = train(feats, labels, fc, natt, attention, epochs, lr, weight_decay, batch_size, val_fraction, seed,
-                    state_dir, checkpoint_out, history_out)
-    summary.update(device=sweep_device, ran_on=device)
+    use_device(device, threads)  # first: an unusable device fails before the features load or msrun starts
+    job = dict(fc=fc, natt=natt, attention=attention, epochs=epochs, lr=lr, weight_decay=weight_decay,
+               batch_size=batch_size, val_fraction=val_fraction, seed=seed, state_dir=state_dir,
+               checkpoint_out=checkpoint_out, history_out=history_out)
+    if workers > 1:
+        summary = launch_training(dict(job, features=features, device=device, threads=threads), workers,
+                                  worker_logs, rule_log)
+    else:
+        feats, labels, _ = load_features(features)
+        summary = train(feats, labels, **job)
+    summary.update(device=sweep_device, ran_on=device, workers=workers)
     _write_json(summary_out, summary)
     log.info("fc%d natt%d on %s: best epoch %d, validation top-1 %.4f, %.1f s", fc, natt, device,
              summary["best_epoch"], summary["best_val_top1"], summary["train_seconds"])

@@ -7,6 +7,7 @@ killed job that is run again resumes after the last complete epoch and ends with
 same weights as an uninterrupted run.
 """
 
+import hashlib
 import json
 import logging
 import time
@@ -128,18 +129,36 @@ def dropout_keep(rng, batch, width, p=0.5):
     return (rng.random((batch, width), dtype=np.float32) >= p).astype(np.float32) * np.float32(1.0 / (1.0 - p))
 
 
+def rank_rows(step, batch_size, rank=0, workers=1):
+    """Rows of `order` that `rank` trains on at `step`: every worker takes its own `batch_size` slice of
+    the step's global batch of `workers * batch_size` (the data is sharded per rank, as the seed's
+    distributed runs shard their dataset; gradients are averaged across ranks)."""
+    start = (step * workers + rank) * batch_size
+    return slice(start, start + batch_size)
+
+
 def train_model(features, labels, fc, natt, attention, epochs, lr, weight_decay, batch_size, val_fraction, seed,
-                state_dir, checkpoint_out, history_out):
-    """Train one model; write the best checkpoint and the per-epoch history; return a summary."""
+                state_dir, checkpoint_out, history_out, rank=0, workers=1):
+    """Train one model; write the best checkpoint and the per-epoch history; return a summary.
+
+    With `workers` > 1 this runs in every rank of a data-parallel job (see distributed.py): all ranks
+    draw the same batch order and dropout masks from the same generators and each trains on its
+    slice; MindSpore averages the gradients. Only rank 0 evaluates and writes files; the others
+    return None.
+    """
     import mindspore as ms
 
     train_idx, val_idx = split_validation(labels, val_fraction, seed)
-    if train_idx.size < batch_size:
+    if train_idx.size < batch_size * workers:
         raise WorkflowInputError(
-            f"training split has {train_idx.size} videos, fewer than one batch of {batch_size}")
+            f"training split has {train_idx.size} videos, fewer than one batch of {batch_size}"
+            + (f" for each of {workers} workers" if workers > 1 else ""))
     settings = {"fc": fc, "natt": natt, "attention": attention, "epochs": epochs, "lr": lr,
                 "weight_decay": weight_decay, "batch_size": batch_size, "val_fraction": val_fraction, "seed": seed,
                 "videos": int(labels.shape[0])}
+    if workers > 1:
+        settings["workers"] = workers
+    writer = rank == 0
     model = build_model(fc, natt, features.shape[2], features.shape[1], attention, seed)
     train_step, optimizer = make_train_step(model, lr, weight_decay)
 
@@ -160,16 +179,17 @@ def train_model(features, labels, fc, natt, attention, epochs, lr, weight_decay,
 
     x_train, y_train = features[train_idx], labels[train_idx].astype(np.int32)
     x_val, y_val = features[val_idx], labels[val_idx]
-    steps = x_train.shape[0] // batch_size
+    steps = x_train.shape[0] // (batch_size * workers)
     width = natt * features.shape[2]
     for epoch in range(state["epoch"] + 1, epochs + 1):
         model.set_train(True)
         started = time.perf_counter()
         order = batch_rng.permutation(x_train.shape[0])
         loss_sum, last_report = 0.0, started
+        own = slice(rank * batch_size, (rank + 1) * batch_size)  # this rank's rows of the dropout masks
         for step in range(steps):
-            batch = order[step * batch_size:(step + 1) * batch_size]
-            keep = dropout_keep(dropout_rng, batch_size, width)
+            batch = order[rank_rows(step, batch_size, rank, workers)]
+            keep = dropout_keep(dropout_rng, batch_size * workers, width)[own]
             loss = float(train_step(ms.Tensor(x_train[batch]), ms.Tensor(y_train[batch]), ms.Tensor(keep)).asnumpy())
             if not np.isfinite(loss):
                 raise FloatingPointError(f"epoch {epoch} step {step + 1}: loss is {loss}; stopping "
@@ -182,12 +202,17 @@ def train_model(features, labels, fc, natt, attention, epochs, lr, weight_decay,
                          (steps - step - 1) / rate + (epochs - epoch) * steps / rate)
                 last_report = now
         seconds = time.perf_counter() - started
+        if not writer:
+            log.info("rank %d epoch %d: %d steps, mean loss %.4f on this rank's shard, %.1f s",
+                     rank, epoch, steps, loss_sum / max(1, steps), seconds)
+            continue
         val_top1, val_top5, _ = evaluate(model, x_val, y_val) if y_val.size else (float("nan"),) * 2 + (None,)
         log.info("epoch: %d step: %d, loss is %s", epoch, steps, loss)
         log.info("epoch time: %.3f ms, per step time: %.3f ms", seconds * 1e3, seconds * 1e3 / max(1, steps))
         left = (epochs - epoch) * seconds
         log.info("epoch %d/%d: mean loss %.4f, validation top-1 %.4f top-5 %.4f, %.0f samples/s, ETA %.0f s",
-                 epoch, epochs, loss_sum / max(1, steps), val_top1, val_top5, steps * batch_size / seconds, left)
+                 epoch, epochs, loss_sum / max(1, steps), val_top1, val_top5,
+                 steps * batch_size * workers / seconds, left)
         state["history"].append({"epoch": epoch, "loss": loss_sum / max(1, steps), "last_loss": loss,
                                  "val_top1": val_top1, "val_top5": val_top5, "seconds": seconds})
         state["train_seconds"] += seconds
@@ -198,6 +223,11 @@ def train_model(features, labels, fc, natt, attention, epochs, lr, weight_decay,
                      dropout_rng=dropout_rng.bit_generator.state)
         store.save(model, optimizer, state)
 
+    if workers > 1:
+        # Equal digests across ranks show that the gradients were averaged: each rank saw other data.
+        log.info("rank %d of %d: final weights sha256 %s", rank, workers, weights_digest(model))
+    if not writer:
+        return None
     with atomic_path(checkpoint_out) as tmp:
         tmp.write_bytes(store.best.read_bytes())
     with atomic_open(history_out, "w") as handle:
@@ -207,6 +237,14 @@ def train_model(features, labels, fc, natt, attention, epochs, lr, weight_decay,
                          f"{row['seconds']:.3f}\n")
     return {**settings, "best_epoch": state["best_epoch"], "best_val_top1": state["best_val_top1"],
             "train_seconds": state["train_seconds"], "parameters": parameter_count(model)}
+
+
+def weights_digest(model):
+    digest = hashlib.sha256()
+    for param in sorted(model.trainable_params(), key=lambda p: p.name):
+        digest.update(param.name.encode())
+        digest.update(np.ascontiguousarray(param.asnumpy()).tobytes())
+    return digest.hexdigest()
 
 
 def load_model(checkpoint, fc, natt, attention="shift", feature_dim=50, frames=25):

@@ -141,6 +141,7 @@ def train_settings(wildcards):
         "batch_size": config["train"]["batch_size"],
         "val_fraction": config["train"]["val_fraction"],
         "seed": int(wildcards.seed),
+        "workers": config["distributed"]["workers"],
     }
 
 
@@ -235,16 +236,18 @@ def runtime(rule):
     return minutes.get(rule, minutes["default"])
 
 
-def device_resources(device, rule, mem_mb):
-    """Resources of a job on `device`: a plain dict, or a function of the wildcards when
-    `device` is None (the job's {device} wildcard decides)."""
+def device_resources(device, rule, mem_mb, devices=1):
+    """Resources of a job on `device` that uses `devices` accelerators (and `mem_mb` for each):
+    a plain dict, or a function of the wildcards when `device` is None (the job's {device}
+    wildcard decides)."""
 
     def for_device(name):
+        accelerator = config["cluster"]["accelerators"][name]
         resources = {
-            "mem_mb": mem_mb,
+            "mem_mb": mem_mb * devices,
             "runtime": runtime(rule),
             "slurm_partition": config["cluster"]["partitions"][name],
-            "gres": config["cluster"]["accelerators"][name],
+            "gres": f"{accelerator}:{devices}" if accelerator else "",
         }
         if config["cluster"]["account"]:
             resources["slurm_account"] = config["cluster"]["account"]

@@ -13,13 +13,17 @@ rule train_model:
         # Resumable state (last epoch's weights, Adam, RNGs); not an output, so a killed
         # job's state survives Snakemake's clean-up of incomplete outputs.
         state_dir=f"{MODEL_DIR}/state",
+        # msrun's own and its ranks' logs, when distributed.workers > 1.
+        worker_logs="logs/train_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.workers",
     log:
         "logs/train_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",
     benchmark:
         "results/benchmarks/train_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.tsv"
     threads: config["train"]["threads"]
     resources:
-        **device_resources(None, "train_model", config["train"]["mem_mb"]),
+        **device_resources(
+            None, "train_model", config["train"]["mem_mb"], config["distributed"]["workers"]
+        ),
     conda:
         "../envs/mindspore.yaml"
     script:
