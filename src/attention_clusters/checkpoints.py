@@ -1,7 +1,7 @@
 """Saving MindSpore checkpoints atomically, under names that do not depend on wrapping.
 
 Wrapping a model in training cells (nn.TrainOneStepCell, a loss cell) prefixes its
-parameters' names ("network.inner.out_weight"); a checkpoint meant to be loaded into
+parameters' names ("network.inner.classifier_weight"); a checkpoint meant to be loaded into
 the bare model keeps the last part of each name.
 """
 

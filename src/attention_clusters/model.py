@@ -54,28 +54,43 @@ def build_model(fc, natt, feature_dim=50, frames=25, attention="shift", seed=1, 
                 self.alpha = Parameter(initializer(Normal(sigma=std, mean=0.0), (natt,), ms.float32))
                 self.beta = Parameter(initializer(Normal(sigma=std, mean=0.0), (natt,), ms.float32))
                 self.norm_scale = float(np.sqrt(natt))
-            self.out_weight = uniform((feature_dim * natt, N_CLASSES), feature_dim * natt)
-            self.out_bias = uniform((N_CLASSES,), feature_dim * natt)
+            # Stored (out, in) like nn.Dense and applied with transpose_b: with the (in, out) layout,
+            # MindSpore's CPU backward for the input's gradient made a fc2/natt128 step 40 ms slower.
+            self.classifier_weight = uniform((N_CLASSES, feature_dim * natt), feature_dim * natt)
+            self.classifier_bias = uniform((N_CLASSES,), feature_dim * natt)
+            self.classify = ops.MatMul(transpose_b=True)
+            self.pool = ops.BatchMatMul()
             self.eps = eps
 
-        def attention_weights(self, x):
-            """(N, L, F) -> (N, L, n): each unit's weights over the frames (sum to 1 over L)."""
+        def unit_weights(self, x):
+            """(N, L, F) -> (N, n, L): each unit's weights over the frames (sum to 1 over L).
+
+            Unit-major, so that the softmax runs over the last axis and pooling is a plain batched
+            product: 20 % faster on MindSpore's CPU kernels than frame-major with transposes."""
             b = x.shape[0]
             if self.attention == "average":
-                return ops.ones((b, self.frames, self.natt), ms.float32) / self.frames
+                return ops.ones((b, self.natt, self.frames), ms.float32) / self.frames
             flat = x.reshape(b * self.frames, self.feature_dim)
             if self.fc == 2:
                 flat = ops.tanh(ops.matmul(flat, self.hidden_weight) + self.hidden_bias)
             scores = (ops.matmul(flat, self.score_weight) + self.score_bias).reshape(b, self.frames, self.natt)
-            return ops.softmax(scores, axis=1)
+            return ops.softmax(scores.transpose(0, 2, 1), axis=-1)
+
+        def attention_weights(self, x):
+            """(N, L, F) -> (N, L, n): each unit's weights over the frames, frame-major."""
+            return self.unit_weights(x).transpose(0, 2, 1)
 
         def unit_outputs(self, x):
             """(N, L, F) -> (N, n, F): the units' outputs after the shifting operation."""
-            weights = self.attention_weights(x)
-            pooled = ops.BatchMatMul(transpose_a=True)(weights, x)            # (N, n, F)
+            pooled = self.pool(self.unit_weights(x), x)                           # (N, n, F)
             if self.attention != "shift":
                 return pooled
-            shifted = pooled * self.alpha.reshape(1, -1, 1) + self.beta.reshape(1, -1, 1)
+            # alpha and beta repeated per feature and applied to the flat (N, n*F) view: MindSpore's
+            # CPU kernels broadcast (1, n, 1) over (N, n, F), and reduce their gradients, 2-3x slower.
+            b, f = x.shape[0], self.feature_dim
+            alpha = ops.tile(self.alpha.reshape(-1, 1), (1, f)).reshape(1, self.natt * f)
+            beta = ops.tile(self.beta.reshape(-1, 1), (1, f)).reshape(1, self.natt * f)
+            shifted = (pooled.reshape(b, self.natt * f) * alpha + beta).reshape(b, self.natt, f)
             norm = ops.sqrt((shifted * shifted).sum(axis=2, keepdims=True))
             return shifted / (self.norm_scale * norm + self.eps)
 
@@ -85,7 +100,7 @@ def build_model(fc, natt, feature_dim=50, frames=25, attention="shift", seed=1, 
             h = self.unit_outputs(x).reshape(b, self.natt * self.feature_dim)
             if keep is not None:
                 h = h * keep
-            return ops.matmul(h, self.out_weight) + self.out_bias
+            return self.classify(h, self.classifier_weight) + self.classifier_bias
 
         def construct(self, x):
             return self.logits(x, None)
