@@ -159,3 +159,14 @@ def test_sweep_table_errors(tmp_path):
     bad.write_text("fc\tnatt\tlr\tweight_decay\tepochs\n1\teight\t1e-3\t0\t2\n")
     with pytest.raises(WorkflowInputError, match=r"line 2: natt = 'eight', expected int"):
         read_sweep(bad)
+
+
+def test_weight_decay_applies_to_every_parameter():
+    # nn.Adam's default would exempt parameters named like "beta" (the shifting operation's beta).
+    from attention_clusters.train import make_train_step
+    model = build_model(2, 4)
+    _, optimizer = make_train_step(model, 1e-3, 1e-4)
+    names = [p.name for p in optimizer.parameters]
+    assert any(name.endswith("beta") for name in names) and all(optimizer.decay_flags), names
+    _, optimizer = make_train_step(model, 1e-3, 0.0)
+    assert not any(optimizer.decay_flags)
