@@ -3,8 +3,8 @@
     python benchmarks/distributed_speed.py                    # fc2/natt8 and fc2/natt128
     python benchmarks/distributed_speed.py --models 2:8 --videos 16384 --epochs 3
 
-Both runs are the workflow's own: one worker trains in its own process with all threads
-(distributed.workers: 1); N workers are msrun ranks sharing the threads (threads / N each),
+Both runs are the workflow's own train_model step: one worker trains in its process with all
+threads (distributed.workers: 1); N workers are msrun ranks sharing the threads (threads / N each),
 each with a batch of 64, gradients averaged, so a step trains N x 64 videos. The rate is
 videos trained per second of epoch time, over the epochs after the first (which compiles).
 On a CPU the workers share one machine's cores; on GPU or Ascend nodes each has a device.
@@ -23,16 +23,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-ONE_WORKER = """
+# A fresh process per run: MindSpore takes its thread count once per process.
+RUN_STEP = """
 import json, sys
-from attention_clusters.devices import use_device
-from attention_clusters.features import load_features
-from attention_clusters.train import train_model
-spec = json.load(open(sys.argv[1]))
-use_device("CPU", spec.pop("threads"))
-spec.pop("device")
-feats, labels, _ = load_features(spec.pop("features"))
-train_model(feats, labels, **spec)
+from attention_clusters.steps import train_model
+train_model(**json.load(open(sys.argv[1])))
 """
 
 
@@ -53,21 +48,18 @@ def rate(history, workers, batch_size, train_videos):
 
 
 def run(workdir, features, fc, natt, workers, epochs, threads):
-    from attention_clusters.distributed import launch_training
+    """The workflow's train_model step (msrun when workers > 1); returns the history and wall seconds."""
     out = workdir / f"fc{fc}_natt{natt}_w{workers}"
-    spec = dict(features=str(features), device="CPU", threads=threads, fc=fc, natt=natt, attention="shift",
-                epochs=epochs, lr=5e-4, weight_decay=1e-4, batch_size=64, val_fraction=0.1, seed=1,
-                state_dir=str(out / "state"), checkpoint_out=str(out / "model.ckpt"),
-                history_out=str(out / "history.tsv"))
+    out.mkdir(parents=True)
+    spec = dict(features=str(features), sweep_device="CPU", device="CPU", threads=threads, fc=fc, natt=natt,
+                attention="shift", epochs=epochs, lr=5e-4, weight_decay=1e-4, batch_size=64, val_fraction=0.1,
+                seed=1, state_dir=str(out / "state"), checkpoint_out=str(out / "model.ckpt"),
+                history_out=str(out / "history.tsv"), summary_out=str(out / "train.json"), workers=workers,
+                worker_logs=str(out / "logs"))
+    (out / "spec.json").write_text(json.dumps(spec))
     started = time.perf_counter()
-    if workers == 1:
-        out.mkdir(parents=True)
-        (out / "spec.json").write_text(json.dumps(spec))
-        subprocess.run([sys.executable, "-c", ONE_WORKER, str(out / "spec.json")], check=True,
-                       env=dict(os.environ, GLOG_v="3"), stderr=subprocess.DEVNULL)
-    else:
-        os.environ.setdefault("GLOG_v", "3")
-        launch_training(spec, workers, out / "logs")
+    subprocess.run([sys.executable, "-c", RUN_STEP, str(out / "spec.json")], check=True,
+                   env=dict(os.environ, GLOG_v="3"), stderr=subprocess.DEVNULL)
     return out / "history.tsv", time.perf_counter() - started
 
 

@@ -120,8 +120,7 @@ def make_train_step(model, lr, weight_decay):
 
     # One parameter group, so that weight decay applies to every parameter as in the seed (whose
     # shifting parameters are named w and b). Without groups nn.Adam exempts names containing
-    # "beta" or "gamma" (meant for batch norm): our beta kept its size while alpha decayed,
-    # and fc2/natt8 at paper scale (lr 5e-4, wd 1e-4) stalled at 24 % top-1.
+    # "beta" or "gamma" (meant for batch norm): our beta kept its size while alpha decayed.
     params = [{"params": model.trainable_params(), "weight_decay": weight_decay}]
     optimizer = nn.Adam(params, learning_rate=lr, weight_decay=weight_decay)
     step = nn.TrainOneStepCell(LossWithDropout(model), optimizer)
@@ -161,7 +160,7 @@ def train_model(features, labels, fc, natt, attention, epochs, lr, weight_decay,
     settings = {"fc": fc, "natt": natt, "attention": attention, "epochs": epochs, "lr": lr,
                 "weight_decay": weight_decay, "batch_size": batch_size, "val_fraction": val_fraction, "seed": seed,
                 "videos": int(labels.shape[0])}
-    if workers > 1:
+    if workers > 1:  # absent for one worker, so the state of single-worker runs stays resumable
         settings["workers"] = workers
     writer = rank == 0
     model = build_model(fc, natt, features.shape[2], features.shape[1], attention, seed)
@@ -191,7 +190,7 @@ def train_model(features, labels, fc, natt, attention, epochs, lr, weight_decay,
         started = time.perf_counter()
         order = batch_rng.permutation(x_train.shape[0])
         loss_sum, last_report = 0.0, started
-        own = slice(rank * batch_size, (rank + 1) * batch_size)  # this rank's rows of the dropout masks
+        own = rank_rows(0, batch_size, rank, workers)  # this rank's rows of each step's dropout masks
         for step in range(steps):
             batch = order[rank_rows(step, batch_size, rank, workers)]
             keep = dropout_keep(dropout_rng, batch_size * workers, width)[own]
