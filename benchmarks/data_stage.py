@@ -60,10 +60,10 @@ def child(task, workdir, arg):
         write_noisy_mnist(data["train_images"], data["train_labels"], load_sampler(work / "hist.npy"),
                           max(1, n // 10000), 0, 1, "train", work / "noisy_i.npy", work / "noisy_l.npy")
         images, labels = np.load(work / "noisy_i.npy")[:n], np.load(work / "noisy_l.npy")[:n]
-        metrics = train_extractor(images, labels, images[:1000], labels[:1000], 1, 64, 1e-3, 1, work / "x.ckpt")
-        epoch = metrics["history"][0]
-        result = {"images": n, "seconds": epoch["seconds"], "images_per_s": epoch["images_per_second"],
-                  "ms_per_step": 1e3 * epoch["seconds"] / (n // 64)}
+        # Several epochs: this VM's speed drifts by tens of percent, so give the spread.
+        metrics = train_extractor(images, labels, images[:1000], labels[:1000], 3, 64, 1e-3, 1, work / "x.ckpt")
+        rates = sorted(epoch["images_per_second"] for epoch in metrics["history"])
+        result = {"images": n, "epochs": len(rates), "images_per_s": rates}
     elif task == "extract":
         from attention_clusters.devices import use_device
         from attention_clusters.steps import extract_features
@@ -132,8 +132,10 @@ def main():
     print(f"machine: {os.cpu_count()} cores; MindSpore CPU; synthetic MNIST 10,000 + 2,000 digits")
     measure("mnist", args.workdir)
     r = measure("train", args.workdir, args.train_images)
-    print(f"extractor training (batch 64, 1 epoch of {r['images']:,} images): {r['images_per_s']:,.0f} images/s, "
-          f"{r['ms_per_step']:.2f} ms/step (target >= 10,000 images/s)")
+    rates = r["images_per_s"]
+    print(f"extractor training (batch 64, {r['epochs']} epochs of {r['images']:,} images): "
+          f"{' / '.join(f'{x:,.0f}' for x in rates)} images/s (slowest / median / fastest epoch; "
+          f"{64e3 / rates[len(rates) // 2]:.2f} ms/step at the median; target >= 10,000 images/s)")
     for k in args.ks:
         r = measure("flash", args.workdir, k)
         print(f"flash generation K={k} ({r['videos']:,} videos): {r['videos_per_s']:,.0f} videos/s, "

@@ -49,6 +49,49 @@ def test_banded_network_equals_conv2d_reference():
     np.testing.assert_allclose(np.exp(ours).sum(axis=1), 1.0, atol=1e-5)
 
 
+def test_hand_written_backward_equals_conv2d_reference_gradients():
+    """The band products' and max-pools' own backward passes give the gradients that
+    MindSpore's autodiff gives for the plain nn.Conv2d / nn.MaxPool2d network."""
+    from attention_clusters.extractor import dropout_masks, pretraining_cells
+
+    class ReferencePretraining(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.trunk = ReferenceExtractor()
+            self.fc2 = nn.Dense(50, 11)
+            self.loss = nn.NLLLoss()
+
+        def construct(self, frames, labels):
+            return self.loss(ops.log_softmax(self.fc2(self.trunk(frames)), axis=1), labels)
+
+    net = build_network(5)
+    ref = ReferencePretraining()
+    for name, cell in (("conv1", ref.trunk.conv1), ("conv2", ref.trunk.conv2), ("fc1", ref.trunk.fc1),
+                       ("fc2", ref.fc2)):
+        cell.weight.set_data(getattr(net, f"{name}_weight").value())
+        cell.bias.set_data(getattr(net, f"{name}_bias").value())
+    rng = np.random.default_rng(1)
+    frames = ms.Tensor(rng.integers(0, 256, (64, 28, 28)).astype(np.uint8))
+    labels = ms.Tensor(rng.integers(0, 11, 64).astype(np.int32))
+    no_dropout = [ms.Tensor(np.ones_like(m)) for m in dropout_masks(rng, 64)]
+    pretrain, _ = pretraining_cells(net)
+    ours = nn.ForwardValueAndGrad(pretrain, weights=pretrain.trainable_params(), get_by_list=True)
+    theirs = nn.ForwardValueAndGrad(ref, weights=ref.trainable_params(), get_by_list=True)
+    our_loss, our_grads = ours(frames, labels, *no_dropout)
+    their_loss, their_grads = theirs(frames, labels)
+    np.testing.assert_allclose(our_loss.asnumpy(), their_loss.asnumpy(), rtol=1e-5)
+    our_by_name = {p.name: g.asnumpy() for p, g in zip(pretrain.trainable_params(), our_grads)}
+    their_by_name = {p.name: g.asnumpy() for p, g in zip(ref.trainable_params(), their_grads)}
+    for layer, cell_path in (("conv1", "trunk.conv1"), ("conv2", "trunk.conv2"), ("fc1", "trunk.fc1"),
+                             ("fc2", "fc2")):
+        for kind in ("weight", "bias"):
+            theirs_grad = their_by_name[f"{cell_path}.{kind}"]
+            ours_grad = next(g for name, g in our_by_name.items() if name.endswith(f"{layer}_{kind}"))
+            assert np.abs(theirs_grad).max() > 0, (layer, kind)
+            np.testing.assert_allclose(ours_grad, theirs_grad, rtol=1e-4, atol=1e-6 * np.abs(theirs_grad).max(),
+                                       err_msg=f"{layer}_{kind}")
+
+
 def test_synthetic_digits_are_learnable(tmp_path, tiny_mnist):
     """Pre-training on synthetic Noisy-MNIST gets far above the 1/11 chance level."""
     sampler = NoiseSampler(pixel_histogram(tiny_mnist["train_images"], tiny_mnist["test_images"]))

@@ -7,12 +7,16 @@ pre-training adds fc2 50->11 and a log-softmax.
 
 Why the convolutions are not nn.Conv2d: MindSpore's CPU Conv2d runs this net at
 ~800 frames/s, and its slicing, transposes and reductions are slow too, while its
-2-D matrix product is fast. So each convolution is one matrix product over row
-bands: a band of 6 input rows (3 row pairs) maps to the 2 output rows of one pooled
-row, through a banded Toeplitz matrix gathered from the kernel (the gather is
-differentiable, so the kernel trains as usual). The output columns are laid out
-(dy, dx, x, channel), which makes the 2x2 max-pool an element-wise maximum of four
-contiguous column blocks. Parameters keep nn.Conv2d's names and shapes.
+2-D matrix product is fast. So each convolution is one matrix product over bands:
+a band of 6 input rows (3 row pairs) maps to the 2 output rows of one pooled row,
+through a banded Toeplitz matrix built from the kernel by a product with a constant
+0/1 tap-selection matrix (a gather would cost a slow scatter-add in the backward
+pass). conv1 works on column blocks of 4 pooled columns, which wastes fewer
+multiplications on the band's zeros. The output columns are laid out (dy, dx, x,
+channel), which makes the 2x2 max-pool an element-wise maximum of four contiguous
+column blocks; the pool and the two band products have hand-written backward passes
+(MindSpore's own spent most of a training step in selects, concatenations and
+transposes). Parameters keep nn.Conv2d's names and shapes.
 """
 
 import logging
@@ -28,29 +32,34 @@ FEATURE_DIM = 50
 N_NOISY_CLASSES = 11
 
 
-def band_index(in_rows_per_band, in_width, in_channels, out_channels, kernel, out_pooled_width):
-    """Index into [kernel.ravel(), 0] for each entry of the banded matrix of one pooled row.
+KERNEL = 5
+CONV1_BLOCK = 4                       # pooled columns per conv1 column block
+CONV1_BLOCKS = 12 // CONV1_BLOCK
+CONV1_BAND_WIDTH = 2 * CONV1_BLOCK + KERNEL - 1
 
-    Band rows: (r, c, ci) over `in_rows_per_band` x `in_width` x `in_channels`;
-    columns: (dy, dx, px, co). Entry = kernel[co, ci, r - dy, c - 2px - dx], or the
-    trailing zero where the kernel does not reach.
-    """
-    zero = out_channels * in_channels * kernel * kernel
-    index = np.full((in_rows_per_band, in_width, in_channels, 2, 2, out_pooled_width, out_channels), zero, np.int32)
-    for r in range(in_rows_per_band):
+
+def tap_selection(band_width, pooled_width, kernel=KERNEL):
+    """S[(r, c, dy, dx, px), (ki, kj)] = 1 where input (r, c) of a 6-row band meets kernel tap (ki, kj)
+    for output (2*row_pair + dy, 2*px + dx); S @ kernel gives the band's Toeplitz matrix."""
+    s = np.zeros((6, band_width, 2, 2, pooled_width, kernel, kernel), np.float32)
+    for r in range(6):
         for dy in range(2):
             ki = r - dy
             if not 0 <= ki < kernel:
                 continue
             for dx in range(2):
-                for px in range(out_pooled_width):
+                for px in range(pooled_width):
                     for kj in range(kernel):
-                        c = 2 * px + dx + kj
-                        for ci in range(in_channels):
-                            index[r, c, ci, dy, dx, px, :] = (
-                                np.arange(out_channels) * in_channels * kernel * kernel
-                                + ci * kernel * kernel + ki * kernel + kj)
-    return index.reshape(in_rows_per_band * in_width * in_channels, 4 * out_pooled_width * out_channels)
+                        s[r, 2 * px + dx + kj, dy, dx, px, ki, kj] = 1
+    return s.reshape(6 * band_width * 4 * pooled_width, kernel * kernel)
+
+
+def conv1_band_index():
+    """Pixel index (into a flattened 28x28 frame) of each entry of conv1's bands, ordered
+    (pooled row, column block, r, c): rows 2*py..2*py+5, columns 2*B*q..2*B*q+2B+3."""
+    py, q, r, c = np.meshgrid(np.arange(12), np.arange(CONV1_BLOCKS), np.arange(6), np.arange(CONV1_BAND_WIDTH),
+                              indexing="ij")
+    return ((2 * py + r) * 28 + 2 * CONV1_BLOCK * q + c).astype(np.int32).ravel()
 
 
 def build_network(seed=1):
@@ -62,6 +71,43 @@ def build_network(seed=1):
     import mindspore as ms
     from mindspore import Parameter, Tensor, nn, ops
     from mindspore.common.initializer import Uniform, initializer
+
+    class MaxPool2x2(nn.Cell):
+        """Max over four contiguous column blocks of `width` (the 2x2 window's dy, dx)."""
+
+        def __init__(self, width):
+            super().__init__()
+            self.width = width
+
+        def construct(self, y):
+            w = self.width
+            return ops.maximum(ops.maximum(y[:, 0:w], y[:, w:2 * w]), ops.maximum(y[:, 2 * w:3 * w], y[:, 3 * w:]))
+
+        def bprop(self, y, out, dout):
+            # The gradient goes to the first maximal element, as in PyTorch's max-pool.
+            w = self.width
+            y0, y1, y2, y3 = y[:, 0:w], y[:, w:2 * w], y[:, 2 * w:3 * w], y[:, 3 * w:]
+            zero = ops.zeros_like(dout)
+            g01 = ops.select(ops.maximum(y0, y1) >= ops.maximum(y2, y3), dout, zero)
+            g23 = dout - g01
+            g0 = ops.select(y0 >= y1, g01, zero)
+            g2 = ops.select(y2 >= y3, g23, zero)
+            return (ops.concat((g0, g01 - g0, g2, g23 - g2), axis=1),)
+
+    class BandProduct(nn.Cell):
+        """bands @ toeplitz, with a backward that uses the product's transpose flags
+        instead of materialising transposed copies."""
+
+        def __init__(self):
+            super().__init__()
+            self.matmul_nt = ops.MatMul(transpose_b=True)
+            self.matmul_tn = ops.MatMul(transpose_a=True)
+
+        def construct(self, bands, toeplitz):
+            return ops.matmul(bands, toeplitz)
+
+        def bprop(self, bands, toeplitz, out, dout):
+            return self.matmul_nt(dout, toeplitz), self.matmul_tn(bands, dout)
 
     class FrameFeatureExtractor(nn.Cell):
         def __init__(self):
@@ -79,16 +125,13 @@ def build_network(seed=1):
             self.fc1_bias = uniform((50,), 320)
             self.fc2_weight = uniform((11, 50), 50)
             self.fc2_bias = uniform((11,), 50)
-            self.band1 = Tensor(band_index(6, 28, 1, 10, 5, 12))     # (168, 480)
-            self.band2 = Tensor(band_index(6, 12, 10, 20, 5, 4))     # (720, 320)
-            # fc1 is stored in nn.Conv2d's (c, h, w) flatten order; ours is (h, w, c).
-            hwc_to_chw = np.arange(320).reshape(20, 4, 4).transpose(1, 2, 0).ravel()
-            self.fc1_order = Tensor(hwc_to_chw.astype(np.int32))
-            self.zero = Tensor(np.zeros(1, np.float32))
-
-        def banded(self, weight, index):
-            flat = ops.concat((weight.reshape(-1), self.zero))
-            return ops.gather(flat, index, 0)
+            self.conv1_taps = Tensor(tap_selection(CONV1_BAND_WIDTH, CONV1_BLOCK))  # (6*12*2*2*4, 25)
+            self.conv2_taps = Tensor(tap_selection(12, 4))                       # (6*12*2*2*4, 25)
+            self.conv1_bands = Tensor(conv1_band_index())
+            self.conv1_pool = MaxPool2x2(10 * CONV1_BLOCK)
+            self.conv2_pool = MaxPool2x2(80)
+            self.conv1_product = BandProduct()
+            self.conv2_product = BandProduct()
 
         def trunk(self, frames, conv2_keep, fc1_keep):
             """(B, 28, 28) uint8 -> (B, 50) log-softmax features.
@@ -99,21 +142,23 @@ def build_network(seed=1):
             its kernels ran on 2 threads.
             """
             b = frames.shape[0]
-            x = ops.cast(frames, ms.float32) * (1.0 / (255.0 * STD)) - MEAN / STD
-            pairs = x.reshape(b, 14, 56)
-            bands = ops.concat((pairs[:, 0:12], pairs[:, 1:13], pairs[:, 2:14]), axis=2).reshape(b * 12, 168)
-            y = ops.matmul(bands, self.banded(self.conv1_weight, self.band1))           # (B*12, 480)
-            y = ops.maximum(ops.maximum(y[:, 0:120], y[:, 120:240]), ops.maximum(y[:, 240:360], y[:, 360:480]))
-            h = ops.relu(y + ops.tile(self.conv1_bias, (12,)))                           # (B*12, 12*10)
+            x = ops.cast(frames.reshape(b, 784), ms.float32) * (1.0 / (255.0 * STD)) - MEAN / STD
+            bands = ops.gather(x, self.conv1_bands, 1).reshape(b * 12 * CONV1_BLOCKS, 6 * CONV1_BAND_WIDTH)
+            # (ki kj, co) -> rows (r, c, dy, dx, px), columns co: the Toeplitz matrix (6*W, (dy, dx, px, co)).
+            toeplitz = ops.matmul(self.conv1_taps, self.conv1_weight.reshape(10, 25).T)
+            y = self.conv1_product(bands, toeplitz.reshape(6 * CONV1_BAND_WIDTH, 40 * CONV1_BLOCK))
+            h = ops.relu(self.conv1_pool(y).reshape(b * 12, 120) + ops.tile(self.conv1_bias, (12,)))  # (px, co)
             pairs = h.reshape(b, 6, 240)
             bands = ops.concat((pairs[:, 0:4], pairs[:, 1:5], pairs[:, 2:6]), axis=2).reshape(b * 4, 720)
-            y = ops.matmul(bands, self.banded(self.conv2_weight, self.band2))           # (B*4, 320)
-            y = y + ops.tile(self.conv2_bias, (16,))
+            # (ki kj, (ci, co)) -> ((r, c, dy, dx, px), (ci, co)) -> ((r, c, ci), (dy, dx, px, co)).
+            toeplitz = ops.matmul(self.conv2_taps, self.conv2_weight.transpose(2, 3, 1, 0).reshape(25, 200))
+            toeplitz = toeplitz.reshape(72, 16, 10, 20).transpose(0, 2, 1, 3).reshape(720, 320)
+            y = self.conv2_product(bands, toeplitz) + ops.tile(self.conv2_bias, (16,))    # (B*4, 320)
             if conv2_keep is not None:
                 y = y * conv2_keep
-            y = ops.maximum(ops.maximum(y[:, 0:80], y[:, 80:160]), ops.maximum(y[:, 160:240], y[:, 240:320]))
-            h = ops.relu(y).reshape(b, 320)
-            fc1 = ops.gather(self.fc1_weight, self.fc1_order, 1)
+            h = ops.relu(self.conv2_pool(y)).reshape(b, 320)                               # (y, x, c)
+            # fc1 is stored in nn.Conv2d's (c, h, w) flatten order; ours is (h, w, c).
+            fc1 = self.fc1_weight.reshape(50, 20, 4, 4).transpose(0, 2, 3, 1).reshape(50, 320)
             h = ops.relu(ops.matmul(h, fc1.T) + self.fc1_bias)
             if fc1_keep is not None:
                 h = h * fc1_keep
@@ -196,6 +241,11 @@ def train_extractor(train_images, train_labels, test_images, test_labels, epochs
     steps_per_epoch = train_images.shape[0] // batch_size
     history = []
     started = time.perf_counter()
+    # Compile the step's graph before the first epoch's clock starts (shapes only, no update).
+    conv2_keep, fc1_keep = (np.ones_like(m) for m in dropout_masks(np.random.default_rng(0), batch_size))
+    train_step.compile(ms.Tensor(train_images[:batch_size]), ms.Tensor(train_labels[:batch_size].astype(np.int32)),
+                       ms.Tensor(conv2_keep), ms.Tensor(fc1_keep))
+    log.info("extractor training graph compiled in %.1f s", time.perf_counter() - started)
     for epoch in range(1, epochs + 1):
         progress = Progress(f"extractor epoch {epoch}/{epochs}", steps_per_epoch * batch_size, "images")
         epoch_start, loss_sum = time.perf_counter(), 0.0
