@@ -170,3 +170,22 @@ def test_weight_decay_applies_to_every_parameter():
     assert any(name.endswith("beta") for name in names) and all(optimizer.decay_flags), names
     _, optimizer = make_train_step(model, 1e-3, 0.0)
     assert not any(optimizer.decay_flags)
+
+
+def test_step_loss_is_summed_over_the_batch_as_in_the_seed():
+    """The seed's loss had reduction "none" (MindSpore differentiates it as the sum); with Adam the
+    loss's scale sets the weight decay's strength, so the step must use the sum, not the mean."""
+    import mindspore as ms
+    from attention_clusters.train import make_train_step
+    model = build_model(1, 4)
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 1, (16, 25, 50)).astype(np.float32)
+    y = rng.integers(0, 1024, 16).astype(np.int32)
+    model.set_train(False)
+    logits = model(ms.Tensor(x)).asnumpy().astype(np.float64)
+    log_probs = logits - logits.max(axis=1, keepdims=True)
+    log_probs -= np.log(np.exp(log_probs).sum(axis=1, keepdims=True))
+    summed = -log_probs[np.arange(16), y].sum()
+    step, _ = make_train_step(model, 1e-3, 1e-4)
+    loss = float(step(ms.Tensor(x), ms.Tensor(y), ms.Tensor(np.ones((16, 200), np.float32))).asnumpy())
+    np.testing.assert_allclose(loss, summed, rtol=1e-4)
