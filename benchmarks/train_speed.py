@@ -36,7 +36,8 @@ def make_stepper(fc, natt):
     def one_step():
         batch = rng.integers(0, 8192, 64)
         keep = dropout_keep(rng, 64, width)
-        return float(train_step(ms.Tensor(features[batch]), ms.Tensor(labels[batch]), ms.Tensor(keep)).asnumpy())
+        x, y = ms.from_numpy(features[batch]), ms.from_numpy(labels[batch])
+        return float(train_step(x, y, ms.from_numpy(keep)).asnumpy())
 
     for _ in range(20):  # compile and warm up
         one_step()

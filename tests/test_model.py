@@ -189,3 +189,59 @@ def test_step_loss_is_summed_over_the_batch_as_in_the_seed():
     step, _ = make_train_step(model, 1e-3, 1e-4)
     loss = float(step(ms.Tensor(x), ms.Tensor(y), ms.Tensor(np.ones((16, 200), np.float32))).asnumpy())
     np.testing.assert_allclose(loss, summed, rtol=1e-4)
+
+
+from mindspore import ops  # noqa: E402
+
+
+class PlainAttentionClusterLoss(ms.nn.Cell):
+    """The network's summed training loss written with plain operations (autodiff everywhere), on the
+    parameters of `model`: the reference for the hand-written backward passes."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.m = model
+        self.loss = ms.nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="sum")
+
+    def construct(self, x, y, keep):
+        m = self.m
+        b, frames, f = x.shape
+        flat = x.reshape(b * frames, f)
+        if m.fc == 2:
+            flat = ops.tanh(ops.matmul(flat, m.hidden_weight) + m.hidden_bias)
+        scores = (ops.matmul(flat, m.score_weight) + m.score_bias).reshape(b, frames, m.natt)
+        weights = ops.softmax(scores, axis=1)                                  # over the frames
+        pooled = ops.matmul(weights.transpose(0, 2, 1), x)                     # (N, n, F)
+        shifted = pooled * m.alpha.reshape(1, -1, 1) + m.beta.reshape(1, -1, 1)
+        norm = ops.sqrt((shifted * shifted).sum(axis=2, keepdims=True))
+        units = shifted / (m.norm_scale * norm + m.eps)
+        h = units.reshape(b, m.natt * f) * keep
+        logits = ops.matmul(h, m.classifier_weight.transpose(1, 0)) + m.classifier_bias
+        return self.loss(logits, y)
+
+
+@pytest.mark.parametrize("fc,natt", [(1, 4), (2, 8)])
+def test_hand_written_backward_equals_autodiff_of_the_plain_network(fc, natt):
+    from attention_clusters.train import make_train_step
+    model = build_model(fc, natt, seed=7)
+    step, _ = make_train_step(model, 1e-3, 1e-4)
+    rng = np.random.default_rng(2)
+    x = ms.Tensor(rng.normal(0, 1, (32, 25, 50)).astype(np.float32))
+    y = ms.Tensor(rng.integers(0, 1024, 32).astype(np.int32))
+    keep = ms.Tensor((rng.random((32, natt * 50)) > 0.5).astype(np.float32) * 2)
+    params = model.trainable_params()
+    ours = ms.nn.ForwardValueAndGrad(step.network, weights=params, get_by_list=True)
+    theirs = ms.nn.ForwardValueAndGrad(PlainAttentionClusterLoss(model), weights=params, get_by_list=True)
+    our_loss, our_grads = ours(x, y, keep)
+    their_loss, their_grads = theirs(x, y, keep)
+    np.testing.assert_allclose(our_loss.asnumpy(), their_loss.asnumpy(), rtol=1e-5)
+    scale = max(np.abs(g.asnumpy()).max() for g in their_grads)
+    for param, our_grad, their_grad in zip(params, our_grads, their_grads):
+        expected = their_grad.asnumpy()
+        if param.name.endswith("score_bias"):
+            # A constant added to a unit's scores on every frame leaves its softmax unchanged: this
+            # gradient is zero but for rounding, in both.
+            assert np.abs(expected).max() < 1e-6 * scale
+        else:
+            assert np.abs(expected).max() > 1e-3 * scale, param.name
+        np.testing.assert_allclose(our_grad.asnumpy(), expected, rtol=1e-4, atol=1e-6 * scale, err_msg=param.name)

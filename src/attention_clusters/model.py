@@ -35,6 +35,39 @@ def build_model(fc, natt, feature_dim=50, frames=25, attention="shift", seed=1, 
     def uniform(shape, fan_in):
         return Parameter(initializer(Uniform(1.0 / np.sqrt(fan_in)), shape, ms.float32))
 
+    # The two cells below give their products backward passes made of matrix products only. With
+    # autodiff, the bias's and the shift's gradients were ReduceSums over the batch axis, which
+    # MindSpore's CPU kernels run slowly, and the transposed operands were materialised copies.
+    class Affine(nn.Cell):
+        """x @ w + b for x (M, K), w (K, N), b (N,)."""
+
+        def __init__(self):
+            super().__init__()
+            self.matmul = ops.MatMul()
+            self.matmul_nt = ops.MatMul(transpose_b=True)
+            self.matmul_tn = ops.MatMul(transpose_a=True)
+
+        def construct(self, x, w, b):
+            return self.matmul(x, w) + b
+
+        def bprop(self, x, w, b, out, dout):
+            ones = ops.ones((1, x.shape[0]), ms.float32)
+            return self.matmul_nt(dout, w), self.matmul_tn(x, dout), self.matmul(ones, dout).reshape(-1)
+
+    class Shift(nn.Cell):
+        """x * alpha + beta for x (M, K) and alpha, beta (1, K): the shifting operation on the flat view."""
+
+        def __init__(self):
+            super().__init__()
+            self.matmul = ops.MatMul()
+
+        def construct(self, x, alpha, beta):
+            return x * alpha + beta
+
+        def bprop(self, x, alpha, beta, out, dout):
+            ones = ops.ones((1, x.shape[0]), ms.float32)
+            return dout * alpha, self.matmul(ones, dout * x), self.matmul(ones, dout)
+
     class AttentionCluster(nn.Cell):
         def __init__(self):
             super().__init__()
@@ -60,6 +93,8 @@ def build_model(fc, natt, feature_dim=50, frames=25, attention="shift", seed=1, 
             self.classifier_bias = uniform((N_CLASSES,), feature_dim * natt)
             self.classify = ops.MatMul(transpose_b=True)
             self.pool = ops.BatchMatMul()
+            self.affine, self.shift = Affine(), Shift()
+            self.sum_features = ops.MatMul()
             self.eps = eps
 
         def unit_weights(self, x):
@@ -72,8 +107,8 @@ def build_model(fc, natt, feature_dim=50, frames=25, attention="shift", seed=1, 
                 return ops.ones((b, self.natt, self.frames), ms.float32) / self.frames
             flat = x.reshape(b * self.frames, self.feature_dim)
             if self.fc == 2:
-                flat = ops.tanh(ops.matmul(flat, self.hidden_weight) + self.hidden_bias)
-            scores = (ops.matmul(flat, self.score_weight) + self.score_bias).reshape(b, self.frames, self.natt)
+                flat = ops.tanh(self.affine(flat, self.hidden_weight, self.hidden_bias))
+            scores = self.affine(flat, self.score_weight, self.score_bias).reshape(b, self.frames, self.natt)
             return ops.softmax(scores.transpose(0, 2, 1), axis=-1)
 
         def attention_weights(self, x):
@@ -90,8 +125,11 @@ def build_model(fc, natt, feature_dim=50, frames=25, attention="shift", seed=1, 
             b, f = x.shape[0], self.feature_dim
             alpha = ops.tile(self.alpha.reshape(-1, 1), (1, f)).reshape(1, self.natt * f)
             beta = ops.tile(self.beta.reshape(-1, 1), (1, f)).reshape(1, self.natt * f)
-            shifted = (pooled.reshape(b, self.natt * f) * alpha + beta).reshape(b, self.natt, f)
-            norm = ops.sqrt((shifted * shifted).sum(axis=2, keepdims=True))
+            shifted = self.shift(pooled.reshape(b, self.natt * f), alpha, beta).reshape(b, self.natt, f)
+            # Each unit's sum of squares as a product with a column of ones: MindSpore's CPU ReduceSum
+            # over the last axis took 1 ms of a fc2/natt128 step.
+            squares = (shifted * shifted).reshape(b * self.natt, f)
+            norm = ops.sqrt(self.sum_features(squares, ops.ones((f, 1), ms.float32))).reshape(b, self.natt, 1)
             return shifted / (self.norm_scale * norm + self.eps)
 
         def logits(self, x, keep):
