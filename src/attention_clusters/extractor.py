@@ -100,11 +100,12 @@ def build_network(seed=1):
 
         def __init__(self):
             super().__init__()
+            self.matmul = ops.MatMul()
             self.matmul_nt = ops.MatMul(transpose_b=True)
             self.matmul_tn = ops.MatMul(transpose_a=True)
 
         def construct(self, bands, toeplitz):
-            return ops.matmul(bands, toeplitz)
+            return self.matmul(bands, toeplitz)
 
         def bprop(self, bands, toeplitz, out, dout):
             return self.matmul_nt(dout, toeplitz), self.matmul_tn(bands, dout)
@@ -132,6 +133,7 @@ def build_network(seed=1):
             self.conv2_pool = MaxPool2x2(80)
             self.conv1_product = BandProduct()
             self.conv2_product = BandProduct()
+            self.matmul_nt = ops.MatMul(transpose_b=True)   # x @ w.T without a transposed copy of w
 
         def trunk(self, frames, conv2_keep, fc1_keep):
             """(B, 28, 28) uint8 -> (B, 50) log-softmax features.
@@ -145,7 +147,7 @@ def build_network(seed=1):
             x = ops.cast(frames.reshape(b, 784), ms.float32) * (1.0 / (255.0 * STD)) - MEAN / STD
             bands = ops.gather(x, self.conv1_bands, 1).reshape(b * 12 * CONV1_BLOCKS, 6 * CONV1_BAND_WIDTH)
             # (ki kj, co) -> rows (r, c, dy, dx, px), columns co: the Toeplitz matrix (6*W, (dy, dx, px, co)).
-            toeplitz = ops.matmul(self.conv1_taps, self.conv1_weight.reshape(10, 25).T)
+            toeplitz = self.matmul_nt(self.conv1_taps, self.conv1_weight.reshape(10, 25))
             y = self.conv1_product(bands, toeplitz.reshape(6 * CONV1_BAND_WIDTH, 40 * CONV1_BLOCK))
             h = ops.relu(self.conv1_pool(y).reshape(b * 12, 120) + ops.tile(self.conv1_bias, (12,)))  # (px, co)
             pairs = h.reshape(b, 6, 240)
@@ -159,13 +161,17 @@ def build_network(seed=1):
             h = ops.relu(self.conv2_pool(y)).reshape(b, 320)                               # (y, x, c)
             # fc1 is stored in nn.Conv2d's (c, h, w) flatten order; ours is (h, w, c).
             fc1 = self.fc1_weight.reshape(50, 20, 4, 4).transpose(0, 2, 3, 1).reshape(50, 320)
-            h = ops.relu(ops.matmul(h, fc1.T) + self.fc1_bias)
+            h = ops.relu(self.matmul_nt(h, fc1) + self.fc1_bias)
             if fc1_keep is not None:
                 h = h * fc1_keep
             return ops.log_softmax(h, axis=1)
 
+        def logits(self, features):
+            """The 11-class pre-training head's logits."""
+            return self.matmul_nt(features, self.fc2_weight) + self.fc2_bias
+
         def head(self, features):
-            return ops.log_softmax(ops.matmul(features, self.fc2_weight.T) + self.fc2_bias, axis=1)
+            return ops.log_softmax(self.logits(features), axis=1)
 
         def construct(self, frames):
             return self.trunk(frames, None, None)
@@ -176,18 +182,20 @@ def build_network(seed=1):
 
 def pretraining_cells(net):
     """(loss cell taking labels and dropout masks, eval classifier) around an extractor."""
-    from mindspore import nn
+    from mindspore import nn, ops
 
     class PretrainWithDropout(nn.Cell):
-        """NLL loss of the 11-class head, with the given dropout masks."""
+        """NLL loss of the 11-class head's log-softmax, with the given dropout masks."""
 
         def __init__(self, extractor):
             super().__init__()
             self.extractor = extractor
-            self.loss = nn.NLLLoss()
+            # The mean cross-entropy of the logits, i.e. NLLLoss of their log-softmax, in one fused
+            # kernel forward and one backward.
+            self.loss = ops.SparseSoftmaxCrossEntropyWithLogits()
 
         def construct(self, frames, labels, conv2_keep, fc1_keep):
-            return self.loss(self.extractor.head(self.extractor.trunk(frames, conv2_keep, fc1_keep)), labels)
+            return self.loss(self.extractor.logits(self.extractor.trunk(frames, conv2_keep, fc1_keep)), labels)
 
     class NoisyMnistClassifier(nn.Cell):
         def __init__(self, extractor):
@@ -251,8 +259,10 @@ def train_extractor(train_images, train_labels, test_images, test_labels, epochs
         epoch_start, loss_sum = time.perf_counter(), 0.0
         for batch in _batches(train_images.shape[0], batch_size, rng, drop_remainder=True):
             conv2_keep, fc1_keep = dropout_masks(dropout_rng, batch.size)
-            loss = float(train_step(ms.Tensor(train_images[batch]), ms.Tensor(train_labels[batch].astype(np.int32)),
-                                    ms.Tensor(conv2_keep), ms.Tensor(fc1_keep)).asnumpy())
+            # from_numpy shares the fresh arrays instead of copying them.
+            loss = float(train_step(ms.from_numpy(train_images[batch]),
+                                    ms.from_numpy(train_labels[batch].astype(np.int32)),
+                                    ms.from_numpy(conv2_keep), ms.from_numpy(fc1_keep)).asnumpy())
             if not np.isfinite(loss):
                 raise FloatingPointError(
                     f"extractor epoch {epoch}, step {progress.done // batch_size + 1}: loss is {loss}; stopping")
