@@ -131,3 +131,20 @@ def test_corrupt_checkpoint_names_file(tmp_path):
     (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(WorkflowInputError, match=r"bad\.ckpt: not a readable MindSpore checkpoint"):
         load_extractor(tmp_path / "bad.ckpt")
+
+
+def test_pretraining_loss_stays_finite_for_large_logit_gaps():
+    """The pre-training loss is the true cross-entropy even when a target's logit is far below the largest
+    (MindSpore's fused SparseSoftmaxCrossEntropyWithLogits returns inf there on CPU)."""
+    from attention_clusters.extractor import dropout_masks, pretraining_cells
+    net = build_network(2)
+    net.fc2_weight.set_data(ms.Tensor(net.fc2_weight.asnumpy() * 500))
+    pretrain, classifier = pretraining_cells(net)
+    rng = np.random.default_rng(6)
+    frames = rng.integers(0, 256, (16, 28, 28)).astype(np.uint8)
+    labels = rng.integers(0, 11, 16).astype(np.int32)
+    log_probs = classifier(ms.Tensor(frames)).asnumpy().astype(np.float64)
+    assert (log_probs.max(axis=1) - log_probs[np.arange(16), labels]).max() > 200
+    no_dropout = [ms.Tensor(np.ones_like(m)) for m in dropout_masks(rng, 16)]
+    loss = float(pretrain(ms.Tensor(frames), ms.Tensor(labels), *no_dropout).asnumpy())
+    np.testing.assert_allclose(loss, -log_probs[np.arange(16), labels].mean(), rtol=1e-4)

@@ -245,3 +245,22 @@ def test_hand_written_backward_equals_autodiff_of_the_plain_network(fc, natt):
         else:
             assert np.abs(expected).max() > 1e-3 * scale, param.name
         np.testing.assert_allclose(our_grad.asnumpy(), expected, rtol=1e-4, atol=1e-6 * scale, err_msg=param.name)
+
+
+def test_step_loss_stays_finite_for_large_logit_gaps():
+    """MindSpore's fused SparseSoftmaxCrossEntropyWithLogits returns inf on CPU once a target's logit is
+    ~90 below the largest; the step's loss must be the true (large, finite) cross-entropy."""
+    from attention_clusters.train import make_train_step
+    model = build_model(1, 4, seed=5)
+    model.classifier_weight.set_data(ms.Tensor(model.classifier_weight.asnumpy() * 2000))
+    rng = np.random.default_rng(4)
+    x = rng.normal(0, 1, (8, 25, 50)).astype(np.float32)
+    y = rng.integers(0, 1024, 8).astype(np.int32)
+    model.set_train(False)
+    logits = model(ms.Tensor(x)).asnumpy().astype(np.float64)
+    assert (logits.max(axis=1) - logits[np.arange(8), y]).max() > 200
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    expected = -(shifted[np.arange(8), y] - np.log(np.exp(shifted).sum(axis=1))).sum()
+    step, _ = make_train_step(model, 1e-3, 0.0)
+    loss = float(step(ms.Tensor(x), ms.Tensor(y), ms.Tensor(np.ones((8, 200), np.float32))).asnumpy())
+    np.testing.assert_allclose(loss, expected, rtol=1e-4)

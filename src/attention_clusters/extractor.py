@@ -182,20 +182,20 @@ def build_network(seed=1):
 
 def pretraining_cells(net):
     """(loss cell taking labels and dropout masks, eval classifier) around an extractor."""
-    from mindspore import nn, ops
+    from mindspore import nn
 
     class PretrainWithDropout(nn.Cell):
-        """NLL loss of the 11-class head's log-softmax, with the given dropout masks."""
+        """NLL loss of the 11-class head, with the given dropout masks."""
 
         def __init__(self, extractor):
             super().__init__()
             self.extractor = extractor
-            # The mean cross-entropy of the logits, i.e. NLLLoss of their log-softmax, in one fused
-            # kernel forward and one backward.
-            self.loss = ops.SparseSoftmaxCrossEntropyWithLogits()
+            # Not the fused ops.SparseSoftmaxCrossEntropyWithLogits: on CPU it returns inf once a
+            # target's logit is ~90 below the largest.
+            self.loss = nn.NLLLoss()
 
         def construct(self, frames, labels, conv2_keep, fc1_keep):
-            return self.loss(self.extractor.logits(self.extractor.trunk(frames, conv2_keep, fc1_keep)), labels)
+            return self.loss(self.extractor.head(self.extractor.trunk(frames, conv2_keep, fc1_keep)), labels)
 
     class NoisyMnistClassifier(nn.Cell):
         def __init__(self, extractor):
