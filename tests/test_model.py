@@ -172,6 +172,13 @@ def test_weight_decay_applies_to_every_parameter():
     assert not any(optimizer.decay_flags)
 
 
+def summed_cross_entropy(logits, labels):
+    """The batch's summed softmax cross-entropy in float64, computed stably in NumPy."""
+    shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return -log_probs[np.arange(labels.size), labels].sum()
+
+
 def test_step_loss_is_summed_over_the_batch_as_in_the_seed():
     """The seed's loss had reduction "none" (MindSpore differentiates it as the sum); with Adam the
     loss's scale sets the weight decay's strength, so the step must use the sum, not the mean."""
@@ -182,10 +189,7 @@ def test_step_loss_is_summed_over_the_batch_as_in_the_seed():
     x = rng.normal(0, 1, (16, 25, 50)).astype(np.float32)
     y = rng.integers(0, 1024, 16).astype(np.int32)
     model.set_train(False)
-    logits = model(ms.Tensor(x)).asnumpy().astype(np.float64)
-    log_probs = logits - logits.max(axis=1, keepdims=True)
-    log_probs -= np.log(np.exp(log_probs).sum(axis=1, keepdims=True))
-    summed = -log_probs[np.arange(16), y].sum()
+    summed = summed_cross_entropy(model(ms.Tensor(x)).asnumpy(), y)
     step, _ = make_train_step(model, 1e-3, 1e-4)
     loss = float(step(ms.Tensor(x), ms.Tensor(y), ms.Tensor(np.ones((16, 200), np.float32))).asnumpy())
     np.testing.assert_allclose(loss, summed, rtol=1e-4)
@@ -259,8 +263,7 @@ def test_step_loss_stays_finite_for_large_logit_gaps():
     model.set_train(False)
     logits = model(ms.Tensor(x)).asnumpy().astype(np.float64)
     assert (logits.max(axis=1) - logits[np.arange(8), y]).max() > 200
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    expected = -(shifted[np.arange(8), y] - np.log(np.exp(shifted).sum(axis=1))).sum()
+    expected = summed_cross_entropy(logits, y)
     step, _ = make_train_step(model, 1e-3, 0.0)
     loss = float(step(ms.Tensor(x), ms.Tensor(y), ms.Tensor(np.ones((8, 200), np.float32))).asnumpy())
     np.testing.assert_allclose(loss, expected, rtol=1e-4)
