@@ -16,7 +16,7 @@ from attention_clusters.devices import use_device  # noqa: E402
 from attention_clusters.flash_mnist import video_plan  # noqa: E402
 from attention_clusters.model import build_model, inspection_cell, parameter_count  # noqa: E402
 from attention_clusters.sweep import read_sweep  # noqa: E402
-from attention_clusters.train import evaluate, load_model, split_validation, train_model  # noqa: E402
+from attention_clusters.train import dropout_keep, evaluate, load_model, split_validation, train_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,6 +81,18 @@ def test_short_training_is_far_above_chance(tmp_path):
     history = (tmp_path / "history.tsv").read_text().splitlines()
     assert history[0].split("\t") == ["epoch", "loss", "val_top1", "val_top5", "seconds"] and len(history) == 7
     assert 1 <= summary["best_epoch"] <= 6 and summary["parameters"] == parameter_count(model)
+
+
+def test_dropout_masks_are_seeded_scaled_and_balanced():
+    masks = dropout_keep(np.random.default_rng(5), 64, 6400)
+    assert masks.dtype == np.float32 and masks.shape == (64, 6400)
+    assert set(np.unique(masks)) == {0.0, 2.0}  # kept units scaled by 1 / (1 - p)
+    assert abs(float((masks > 0).mean()) - 0.5) < 0.01
+    assert np.array_equal(masks, dropout_keep(np.random.default_rng(5), 64, 6400))
+    assert not np.array_equal(masks, dropout_keep(np.random.default_rng(6), 64, 6400))
+    assert abs(float((dropout_keep(np.random.default_rng(5), 64, 6400, p=0.25) > 0).mean()) - 0.75) < 0.01
+    with pytest.raises(ValueError, match="dropout probability"):
+        dropout_keep(np.random.default_rng(5), 4, 4, p=1.0)
 
 
 def test_validation_split_is_held_out():
