@@ -273,6 +273,7 @@ def test_truncated_file_fails_and_leaves_nothing(tmp_path, tiny_run):
     ((), {"download_mnist": 1, "train_model": 16}),
     (("config/quick.yaml",), {"synthesize_mnist": 1, "train_model": 2}),
     (("config/quick.yaml", "config/ablation.yaml"), {"synthesize_mnist": 1, "train_model": 12}),
+    (("config/tuned.yaml",), {"download_mnist": 1, "train_model": 16}),
 ])
 def test_presets_plan_their_sweeps(tmp_path, configfiles, expected):
     workdir = make_workdir(tmp_path)

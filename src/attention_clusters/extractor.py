@@ -208,10 +208,10 @@ def pretraining_cells(net):
     return PretrainWithDropout(net), NoisyMnistClassifier(net)
 
 
-def dropout_masks(rng, batch, p=0.5):
-    """Keep-masks for conv2's pre-pool output and fc1's output, scaled by 1/(1-p)."""
+def dropout_masks(rng, batch):
+    """Keep-masks (rate 0.5) for conv2's pre-pool output and fc1's output, scaled by 2."""
     from .train import dropout_keep
-    return dropout_keep(rng, batch * 4, 320, p), dropout_keep(rng, batch, 50, p)
+    return dropout_keep(rng, batch * 4, 320), dropout_keep(rng, batch, 50)
 
 
 def _batches(n, batch_size, rng, drop_remainder):
