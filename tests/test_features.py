@@ -52,3 +52,25 @@ def test_structure_checks(tmp_path):
     (tmp_path / "t.pkl").write_bytes(pickle.dumps(([np.zeros((25, 50), np.float32)], [0], [0]))[:-20])
     with pytest.raises(WorkflowInputError, match=r"t\.pkl: not a readable feature pickle"):
         load_features(tmp_path / "t.pkl")
+
+
+@pytest.mark.parametrize("obj,match", [
+    ((5, [0], [0]), r"feats is int, expected a list"),
+    (([np.zeros((25, 50), np.float32)], None, [0]), r"labels is NoneType, expected a list"),
+    (([np.zeros((25, 50), np.float32), np.zeros((24, 50), np.float32)], [0, 1], [0, 1]),
+     r"feature 1 is float32 \(24, 50\), expected float \(25, 50\) like the first"),
+    (([np.zeros((25, 50), np.float32)], [], [0]), r"1 features, 0 labels, 1 indexes"),
+    (([np.zeros((25, 50), np.float32), np.full((25, 50), np.nan, np.float32)], [0, 1], [0, 1]),
+     r"feature 1 holds NaN or infinite values \(1 of 2 videos\)"),
+], ids=["feats-not-a-list", "labels-missing", "mixed-frame-counts", "labels-short", "nan"])
+def test_malformed_pickles_are_one_error_naming_the_file(tmp_path, obj, match):
+    (tmp_path / "x.pkl").write_bytes(pickle.dumps(obj))
+    with pytest.raises(WorkflowInputError, match=r"x\.pkl: " + match):
+        load_features(tmp_path / "x.pkl")
+
+
+def test_frame_count_is_checked_against_the_config(tmp_path):
+    (tmp_path / "x.pkl").write_bytes(pickle.dumps(([np.zeros((24, 50), np.float32)], [0], [0])))
+    assert load_features(tmp_path / "x.pkl")[0].shape == (1, 24, 50)
+    with pytest.raises(WorkflowInputError, match=r"x\.pkl: feature 0 is float32 \(24, 50\), expected float \(25, 50\)"):
+        load_features(tmp_path / "x.pkl", frames=25)

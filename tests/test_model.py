@@ -1,4 +1,5 @@
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -16,7 +17,9 @@ from attention_clusters.devices import use_device  # noqa: E402
 from attention_clusters.flash_mnist import video_plan  # noqa: E402
 from attention_clusters.model import build_model, inspection_cell, parameter_count  # noqa: E402
 from attention_clusters.sweep import read_sweep  # noqa: E402
-from attention_clusters.train import dropout_keep, evaluate, load_model, split_validation, train_model  # noqa: E402
+from attention_clusters.checkpoints import save_model  # noqa: E402
+from attention_clusters.train import (dropout_keep, evaluate, learning_rates, load_model,  # noqa: E402
+                                      split_validation, train_model)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -161,7 +164,9 @@ def test_nan_loss_stops_with_clear_error(tmp_path):
 
 def test_sweep_table_errors(tmp_path):
     rows = read_sweep(ROOT / "config/sweep.tsv")
-    assert len(rows) == 16 and rows[0] == {"fc": 1, "natt": 1, "lr": 1e-4, "weight_decay": 0.0, "epochs": 200}
+    assert len(rows) == 16 and rows[0] == {"fc": 1, "natt": 1, "lr": 1e-4, "weight_decay": 0.0, "epochs": 200,
+                                           "batch_size": None, "schedule": "constant", "warmup_epochs": 0.0,
+                                           "patience": 0}
     bad = tmp_path / "s.tsv"
     bad.write_text("fc\tnatt\tlr\tweight_decay\tepochs\n3\t8\t1e-3\t0\t2\n")
     with pytest.raises(WorkflowInputError, match=r"s\.tsv, line 2: fc must be 1 or 2"):
@@ -280,3 +285,92 @@ def test_step_loss_stays_finite_for_large_logit_gaps():
     step, _ = make_train_step(model, 1e-3, 0.0)
     loss = float(step(ms.Tensor(x), ms.Tensor(y), ms.Tensor(np.ones((8, 200), np.float32))).asnumpy())
     np.testing.assert_allclose(loss, expected, rtol=1e-4)
+
+
+HEADER = "fc\tnatt\tlr\tweight_decay\tepochs"
+
+
+@pytest.mark.parametrize("text,match", [
+    (HEADER + "\tlr\n1\t8\t1e-3\t0\t2\t5.0\n", r"line 1: column\(s\) \['lr'\] appear more than once"),
+    (HEADER + "\n1\t8\t1e-3\t0\t2\t7\n", r"line 2: 6 fields, expected 5"),
+    (HEADER + "\tlearning_rate\n1\t8\t1e-3\t0\t2\t1\n", r"line 1: unknown column\(s\) \['learning_rate'\]"),
+    (HEADER + "\n1\t8\tinf\t0\t2\n", r"line 2: lr must be a finite number > 0"),
+    (HEADER + "\n1\t8\tnan\t0\t2\n", r"line 2: lr must be a finite number > 0"),
+    (HEADER + "\tschedule\n1\t8\t1e-3\t0\t2\tlinear\n", r"line 2: schedule must be one of constant, cosine"),
+    (HEADER + "\twarmup_epochs\n1\t8\t1e-3\t0\t2\t3\n", r"line 2: warmup_epochs must be between 0 and epochs"),
+], ids=["duplicate-column", "extra-field", "unknown-column", "inf", "nan", "schedule", "warmup"])
+def test_sweep_table_format_errors(tmp_path, text, match):
+    (tmp_path / "s.tsv").write_text(text)
+    with pytest.raises(WorkflowInputError, match=r"s\.tsv, " + match):
+        read_sweep(tmp_path / "s.tsv")
+
+
+def test_sweep_table_with_a_byte_order_mark_and_optional_columns(tmp_path):
+    (tmp_path / "s.tsv").write_bytes(("\ufeff" + HEADER + "\tbatch_size\tschedule\twarmup_epochs\tpatience\n"
+                                      "2\t16\t2e-3\t0\t30\t256\tcosine\t1.5\t5\n").encode())
+    assert read_sweep(tmp_path / "s.tsv") == [{"fc": 2, "natt": 16, "lr": 2e-3, "weight_decay": 0.0, "epochs": 30,
+                                               "batch_size": 256, "schedule": "cosine", "warmup_epochs": 1.5,
+                                               "patience": 5}]
+
+
+def test_learning_rate_schedules():
+    assert learning_rates("constant", 1e-3, 4, 10) == 1e-3  # a float: Adam's graph as before
+    warm = learning_rates("constant", 1e-3, 4, 10, warmup_epochs=1)
+    assert warm.shape == (40,) and warm[0] == pytest.approx(1e-3 / 25) and np.all(np.diff(warm[:10]) > 0)
+    assert np.allclose(warm[10:], 1e-3)
+    cosine = learning_rates("cosine", 1e-3, 4, 10, warmup_epochs=1)
+    assert cosine[10] == pytest.approx(1e-3) and np.all(np.diff(cosine[10:]) < 0) and cosine[-1] < 1e-5
+    plain = learning_rates("cosine", 1e-3, 4, 10)
+    assert plain[0] == pytest.approx(1e-3) and plain[20] == pytest.approx(0.5e-3, rel=0.05)
+    with pytest.raises(WorkflowInputError, match="schedule 'step'"):
+        learning_rates("step", 1e-3, 4, 10)
+
+
+def _short_run(tmp_path, feats, labels, epochs, inputs, caplog, **kwargs):
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="attention_clusters"):
+        summary = train_model(feats, labels, 1, 2, "shift", epochs, 1e-3, 0.0, 64, 0.1, 1, tmp_path / "state",
+                              tmp_path / "m.ckpt", tmp_path / "h.tsv", inputs=inputs, **kwargs)
+    return summary, caplog.text
+
+
+def test_a_state_from_other_inputs_or_code_is_discarded(tmp_path, caplog):
+    feats, labels = synthetic_flash_features(1)
+    _short_run(tmp_path, feats, labels, 2, {"features_sha256": "aaa", "code": "c1"}, caplog)
+    # Same settings and inputs: the finished state is resumed (no epoch is trained again).
+    _, text = _short_run(tmp_path, feats, labels, 2, {"features_sha256": "aaa", "code": "c1"}, caplog)
+    assert "resuming after epoch 2 of 2" in text and "epoch 1/2" not in text
+    # Other features or other code: discarded, with a line saying what differs, and trained afresh.
+    _, text = _short_run(tmp_path, feats, labels, 2, {"features_sha256": "bbb", "code": "c1"}, caplog)
+    assert "discarding it and starting afresh" in text and "features_sha256" in text and "epoch 1/2" in text
+    _, text = _short_run(tmp_path, feats, labels, 2, {"features_sha256": "bbb", "code": "c2"}, caplog)
+    assert "(code differ)" in text and "epoch 1/2" in text
+
+
+def test_a_damaged_state_is_discarded_with_a_warning(tmp_path, caplog):
+    feats, labels = synthetic_flash_features(1)
+    inputs = {"features_sha256": "aaa"}
+    _short_run(tmp_path, feats, labels, 2, inputs, caplog)
+    (tmp_path / "state/state.json").write_text('{"epoch": 2, "sett')
+    _, text = _short_run(tmp_path, feats, labels, 2, inputs, caplog)
+    assert "is unreadable (JSONDecodeError" in text and "epoch 1/2" in text
+    next(iter((tmp_path / "state").glob("epoch-*.ckpt"))).write_bytes(b"not a checkpoint")
+    _, text = _short_run(tmp_path, feats, labels, 2, inputs, caplog)
+    assert "state checkpoint" in text and "is unreadable" in text and "epoch 1/2" in text
+
+
+def test_patience_stops_training_when_validation_stalls(tmp_path, caplog):
+    feats, labels = synthetic_flash_features(1)
+    labels = np.random.default_rng(0).permutation(labels)  # nothing to learn: validation stalls at once
+    summary, text = _short_run(tmp_path, feats, labels, 30, None, caplog, patience=2, schedule="cosine",
+                               warmup_epochs=1)
+    trained = len((tmp_path / "h.tsv").read_text().splitlines()) - 1
+    assert trained == summary["best_epoch"] + 2 < 30
+    assert f"stopping after epoch {trained}: validation top-1 has not improved for 2 epochs" in text
+
+
+def test_a_checkpoint_of_other_shapes_is_one_error(tmp_path):
+    save_model(build_model(1, 4), tmp_path / "natt4.ckpt")
+    with pytest.raises(WorkflowInputError, match=r"natt4\.ckpt: parameters of other shapes than fc=1 natt=8 "
+                                                 r"attention=shift needs: score_weight \(50, 4\) \(expected \(50, 8\)\)"):
+        load_model(tmp_path / "natt4.ckpt", 1, 8)

@@ -6,12 +6,16 @@ import os
 import pickle
 import re
 import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from attention_clusters.features import load_features
-from conftest import labels_from_bits, make_workdir, run_snakemake
+from conftest import SNAKEMAKE, labels_from_bits, make_workdir, run_snakemake
 
 pytestmark = pytest.mark.slow
 TINY = ("--cores", "2", "--configfile", "config/tiny.yaml")
@@ -190,7 +194,7 @@ def test_two_attention_kinds_and_two_seeds_plan_exactly_their_jobs(tiny_run):
     # 2 rows x 2 kinds x 2 seeds = 8 models, 2 of which (shift, seed 1) exist already.
     per_model = {"train_model": 6, "eval_model": 6, "export_model": 6, "infer_310": 6, "postprocess_310": 6}
     assert planned_jobs(proc) == {**per_model, "sweep_metrics": 1, "report": 1, "all": 1}
-    planned = set(re.findall(r"results/sweep/CPU/(\w+)/(fc\d_natt\d)/seed(\d)/model\.ckpt", proc.stdout))
+    planned = set(re.findall(r"output: results/sweep/CPU/(\w+)/(fc\d_natt\d)/seed(\d)/model\.ckpt", proc.stdout))
     assert planned == {(a, m, s) for a in ("shift", "noshift") for m in ("fc1_natt2", "fc2_natt4")
                        for s in "12"} - {("shift", "fc1_natt2", "1"), ("shift", "fc2_natt4", "1")}
 
@@ -209,13 +213,82 @@ def test_unavailable_device_fails_at_once_and_the_rest_goes_on(tiny_run):
     assert "Nothing to be done" in run_snakemake(tiny_run, *TINY_AND_TEST, "--dry-run").stdout
 
 
-def test_bad_config_value_is_one_clear_error(tmp_path):
-    workdir = make_workdir(tmp_path, "flash:\n  k_train: -1\n")
+@pytest.mark.parametrize("override,message", [
+    ("flash:\n  k_train: -1\n", "config flash.k_train: -1 is less than the minimum of 1"),
+    ("train:\n  batch_size: 32.0\n", "config train.batch_size: 32.0 is not a whole number written as one"),
+    ("flsh:\n  k_train: 3\n", "config: unknown key(s) ['flsh'] at the top level"),
+    ("mnist:\n  source: download\n  retries: 1\n  files:\n    train_images: {name: ../../victim.txt, "
+     "md5: f68b3c2dcbeaaa9fbdd348bbdeb94873}\n", "config mnist.files.train_images.name: '../../victim.txt'"),
+], ids=["range", "float-as-integer", "unknown-key", "path-outside"])
+def test_bad_config_value_is_one_clear_error(tmp_path, override, message):
+    victim = tmp_path / "victim.txt"  # what a name with ../ would point at from resources/mnist-download/
+    victim.write_text("a user's file")
+    workdir = make_workdir(tmp_path / "w", override)
     proc = run_snakemake(workdir, *TINY_AND_TEST, check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "k_train" in out and "-1 is less than the minimum of 1" in out
+    assert message in out, out[-3000:]
     assert not (workdir / "results").exists() and not (workdir / "resources").exists()
+    assert victim.read_text() == "a user's file"
+
+
+def test_a_finished_run_leaves_no_training_state(tiny_run):
+    for model in ("fc1_natt2", "fc2_natt4"):
+        assert (tiny_run / f"results/sweep/CPU/shift/{model}/seed1/model.ckpt").exists()
+        assert not (tiny_run / f"results/sweep/CPU/shift/{model}/seed1/state").exists()
+
+
+def _kill_job_when(workdir, script, log, text, args):
+    """Start snakemake, wait for `text` in `log`, then kill -9 the job running `script` (not snakemake)."""
+    env = dict(os.environ, GLOG_v="3")
+    proc = subprocess.Popen([SNAKEMAKE, *args], cwd=workdir, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and not (log.exists() and text in log.read_text()):
+        time.sleep(0.2)
+    assert log.exists() and text in log.read_text(), f"{text!r} never appeared in {log}"
+    jobs = [int(pid) for pid in os.listdir("/proc") if pid.isdigit() and _session_of(int(pid)) == proc.pid
+            and script in _cmdline(int(pid))]
+    assert jobs, f"no process running {script}"
+    for pid in jobs:
+        os.kill(pid, signal.SIGKILL)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode != 0, out
+    return out
+
+
+def _session_of(pid):
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
+
+
+def _cmdline(pid):
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def test_a_killed_training_with_new_settings_is_rerun_not_forgotten(tiny_run, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    table = workdir / "config/sweep_tiny.tsv"
+    table.write_text(table.read_text().replace("1\t2\t1e-3\t0\t3", "1\t2\t1e-3\t0\t40"))
+    log = workdir / "logs/train_model/CPU/shift/fc1_natt2/seed1.log"
+    _kill_job_when(workdir, "train_model.py", log, "epoch 2/40", TINY)
+    model = workdir / "results/sweep/CPU/shift/fc1_natt2/seed1"
+    assert not (model / "model.ckpt").exists() and (model / "state/state.json").exists()
+    # Downstream results of the old settings still exist; both entry points plan the training again.
+    for target in ((), ("results/report.md",)):
+        jobs = planned_jobs(run_snakemake(workdir, *target, *TINY, "--dry-run"))
+        assert jobs.get("train_model") == 1 and jobs.get("eval_model") == 1 and jobs.get("report") == 1, jobs
+    run_snakemake(workdir, *TINY)
+    assert "resuming after epoch" in log.read_text()  # the killed job's epochs are kept
+    assert json.loads((model / "metrics.json").read_text())["epochs"] == 40
+    assert "\t40\t" in (workdir / "results/metrics.tsv").read_text().splitlines()[1]
+    assert not (model / "state").exists()
 
 
 def _download_preset(mirror, files):

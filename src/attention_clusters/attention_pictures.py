@@ -6,6 +6,7 @@ import numpy as np
 
 from .atomic import atomic_open, atomic_path
 from .flash_mnist import digits_of
+from .npy_stream import load_npy
 
 log = logging.getLogger("attention_clusters")
 # One video each of a label with one, two, three and ten digits.
@@ -63,8 +64,8 @@ def write_attention_picture(checkpoint, fc, natt, attention, features_pkl, video
     chosen = np.array([int(np.nonzero(labels == label)[0][0]) for label in PICTURE_LABELS])
     model = load_model(checkpoint, fc, natt, attention, feats.shape[2], feats.shape[1])
     weights = attention_weights(model, feats[chosen])
-    videos = np.load(videos_npy, mmap_mode="r")[chosen]
-    frame_digits = np.load(frame_digits_npy)[chosen]
+    videos = load_npy(videos_npy, mmap_mode="r")[chosen]
+    frame_digits = load_npy(frame_digits_npy)[chosen]
     draw_attention(videos, frame_digits, labels[chosen], weights, title, out_png)
     with atomic_open(out_npz) as handle:
         np.savez(handle, weights=weights, video_index=chosen, labels=labels[chosen], frame_digits=frame_digits)

@@ -35,6 +35,12 @@ def load_into(cell, checkpoint, what="model"):
         params = ms.load_checkpoint(str(checkpoint))
     except Exception as err:  # MindSpore raises ValueError/RuntimeError for damaged files
         raise WorkflowInputError(f"{checkpoint}: not a readable MindSpore checkpoint ({err})") from err
+    expected = {p.name: tuple(p.shape) for p in cell.get_parameters()}
+    mismatched = [f"{name} {tuple(params[name].shape)} (expected {shape})" for name, shape in expected.items()
+                  if name in params and tuple(params[name].shape) != shape]
+    if mismatched:
+        raise WorkflowInputError(f"{checkpoint}: parameters of other shapes than {what} needs: "
+                                 + ", ".join(mismatched) + "; was it trained with other settings?")
     missing, _ = ms.load_param_into_net(cell, params, strict_load=True)
     if missing:
         raise WorkflowInputError(f"{checkpoint}: missing parameters {missing} for {what}")

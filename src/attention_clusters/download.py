@@ -32,8 +32,15 @@ def _copy_from_mirror(mirror, name, dest, timeout):
     parsed = urllib.parse.urlparse(mirror)
     if parsed.scheme in ("http", "https", "ftp"):
         url = mirror.rstrip("/") + "/" + name
+        # `timeout` bounds the whole download, not only each read: a mirror trickling a byte a
+        # second would otherwise never time out.
+        deadline = time.monotonic() + timeout
         with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as out:
-            shutil.copyfileobj(response, out, 1 << 20)
+            read = getattr(response, "read1", response.read)  # read1: what has arrived, without waiting for more
+            while chunk := read(1 << 16):
+                out.write(chunk)
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"download took longer than {timeout:g} s (config mnist.timeout_seconds)")
         return url
     directory = Path(urllib.request.url2pathname(parsed.path)) if parsed.scheme == "file" else Path(mirror)
     source = directory / name

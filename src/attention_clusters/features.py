@@ -94,6 +94,8 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
 def load_features(path, frames=None, feature_dim=50):
     """Read and check a feature pickle; returns (features (N, frames, 50) float32, labels, indexes).
 
+    Every video must have `frames` frames (or, when None, as many as the first) and finite values.
+
     Only numpy arrays, numbers, strings and containers are accepted; anything else is
     an error naming the file. The arrays are stacked into one array for training.
     """
@@ -106,18 +108,27 @@ def load_features(path, frames=None, feature_dim=50):
         raise WorkflowInputError(f"{path}: not a readable feature pickle ({type(err).__name__}: {err})") from err
     if not (isinstance(obj, tuple) and len(obj) == 3):
         raise WorkflowInputError(f"{path}: expected a tuple (feats, labels, indexes), got {type(obj).__name__}")
+    for name, part in zip(("feats", "labels", "indexes"), obj):
+        if not isinstance(part, (list, tuple, np.ndarray)) or (isinstance(part, np.ndarray) and part.ndim == 0):
+            raise WorkflowInputError(f"{path}: {name} is {type(part).__name__}, expected a list")
     feats, labels, indexes = obj
     if not (len(feats) == len(labels) == len(indexes)):
         raise WorkflowInputError(
             f"{path}: {len(feats)} features, {len(labels)} labels, {len(indexes)} indexes; expected equal counts")
     for position, array in enumerate(feats):
+        frames = array.shape[0] if frames is None and isinstance(array, np.ndarray) and array.ndim == 2 else frames
         if not isinstance(array, np.ndarray) or array.dtype.kind != "f" or array.ndim != 2 \
-                or array.shape[1] != feature_dim or (frames is not None and array.shape[0] != frames):
+                or array.shape != (frames, feature_dim):
             raise WorkflowInputError(
                 f"{path}: feature {position} is {getattr(array, 'dtype', type(array).__name__)} "
-                f"{getattr(array, 'shape', '')}, expected float ({frames or 'L'}, {feature_dim})")
+                f"{getattr(array, 'shape', '')}, expected float ({frames or 'L'}, {feature_dim})"
+                + (" like the first" if position else ""))
     labels = np.asarray(labels)
     if labels.size and (labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= N_CLASSES):
         raise WorkflowInputError(f"{path}: labels must be integers in [0, {N_CLASSES})")
     stacked = np.stack(feats).astype(np.float32, copy=False) if feats else np.zeros((0, frames or 0, feature_dim), np.float32)
+    finite = np.isfinite(stacked).reshape(len(stacked), -1).all(axis=1)
+    if not finite.all():
+        raise WorkflowInputError(f"{path}: feature {int(np.flatnonzero(~finite)[0])} holds NaN or infinite values "
+                                 f"({int((~finite).sum())} of {len(stacked)} videos)")
     return stacked, labels.astype(np.int64), list(indexes)

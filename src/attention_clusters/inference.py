@@ -15,6 +15,7 @@ import numpy as np
 
 from . import WorkflowInputError
 from .atomic import atomic_open, atomic_path
+from .npy_stream import load_npy
 from .progress import Progress
 from .train import TOPK, load_model, topk_correct
 
@@ -35,10 +36,10 @@ def export_mindir(checkpoint, fc, natt, attention, batch_size, frames, feature_d
     log.info("exported %s (input %d x %d x %d) to %s", checkpoint, batch_size, frames, feature_dim, out)
 
 
-def preprocess(features_pkl, features_bin, labels_bin):
-    """Test features and labels to the seed's two raw float32 files."""
+def preprocess(features_pkl, features_bin, labels_bin, frames):
+    """Test features and labels to the seed's two raw float32 files; every video must have `frames` frames."""
     from .features import load_features
-    feats, labels, _ = load_features(features_pkl)
+    feats, labels, _ = load_features(features_pkl, frames)
     with atomic_open(features_bin) as handle:
         handle.write(np.ascontiguousarray(feats, "<f4").tobytes())
     with atomic_open(labels_bin) as handle:
@@ -118,7 +119,7 @@ def postprocess(logits_bin, labels_bin, timing_json, eval_predictions, out_json)
                                  f"in {labels_bin}")
     top1, top5 = topk_correct(logits, labels, TOPK)
     predictions = logits.argmax(axis=1)
-    reference = np.load(eval_predictions)
+    reference = load_npy(eval_predictions)
     with open(timing_json) as handle:
         timing = json.load(handle)
     result = {"top1": top1 / labels.size, "top5": top5 / labels.size, "videos": int(labels.size),

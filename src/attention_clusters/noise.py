@@ -3,6 +3,7 @@
 import numpy as np
 
 from . import WorkflowInputError
+from .npy_stream import load_npy
 
 
 def pixel_histogram(*image_arrays):
@@ -39,4 +40,4 @@ class NoiseSampler:
 
 
 def load_sampler(path):
-    return NoiseSampler(np.load(path, allow_pickle=False))
+    return NoiseSampler(load_npy(path))

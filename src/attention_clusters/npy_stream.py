@@ -8,6 +8,20 @@ process's resident memory until it exits, so a job over a 1.9 GiB array would lo
 import numpy as np
 from numpy.lib import format as npy_format
 
+from . import WorkflowInputError
+
+
+def load_npy(path, mmap_mode=None):
+    """np.load of a workflow's intermediate array; a damaged or truncated file is one error naming it."""
+    try:
+        array = np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise WorkflowInputError(f"{path}: not a complete .npy file ({err}); delete it and run the workflow "
+                                 "again to remake it") from None
+    return array
+
 
 class NpyWriter:
     """Writes an array of known shape to an open binary file, chunk by chunk along axis 0."""
@@ -37,8 +51,12 @@ def _read_header(handle):
 
 
 def npy_shape(path):
-    with open(path, "rb") as handle:
-        shape, _, dtype = _read_header(handle)
+    try:
+        with open(path, "rb") as handle:
+            shape, _, dtype = _read_header(handle)
+    except ValueError as err:
+        raise WorkflowInputError(f"{path}: not a readable .npy file ({err}); delete it and run the workflow "
+                                 "again to remake it") from None
     return shape, dtype
 
 
@@ -53,5 +71,6 @@ def iter_npy_chunks(path, rows):
             n = min(rows, shape[0] - start)
             chunk = np.fromfile(handle, dtype=dtype, count=n * row_items)
             if chunk.size != n * row_items:
-                raise ValueError(f"{path}: truncated at row {start}")
+                raise WorkflowInputError(f"{path}: truncated at row {start} of {shape[0]}; delete it and run the "
+                                         "workflow again to remake it")
             yield start, chunk.reshape((n,) + tuple(shape[1:]))

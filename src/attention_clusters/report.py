@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_open, atomic_path
+from .npy_stream import load_npy
 from .reference import PAPER, SEED
 
 log = logging.getLogger("attention_clusters")
@@ -160,10 +161,10 @@ def model_name(model):
 
 def confusion_lines(pictures, test_labels):
     from .attention_pictures import one_digit_confusion
-    labels = np.load(test_labels)
+    labels = load_npy(test_labels)
     lines = []
     for picture in pictures:
-        stats = one_digit_confusion(np.load(picture["predictions"]), labels)
+        stats = one_digit_confusion(load_npy(picture["predictions"]), labels)
         lines += [f"### {picture['name']}", "", f"![attention of {picture['name']}]({picture['png_rel']})", "",
                   f"{stats['wrong']} of {labels.size} test videos are misclassified; {stats['one_digit']} of those "
                   "differ from their label in exactly one digit:", "",

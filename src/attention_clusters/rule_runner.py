@@ -30,4 +30,10 @@ def run(snakemake, step, **kwargs):
     except (StepFailed, FloatingPointError) as err:
         log.error("%s", err)
         sys.exit(1)
+    except OSError as err:
+        if err.filename is None:  # not about a file: keep the traceback
+            raise
+        # e.g. a read-only output directory or a full disk: one line naming the file
+        log.error("%s: %s", err.filename, err.strerror or err)
+        sys.exit(1)
     log.info("rule %s done in %.1f s", snakemake.rule, time.perf_counter() - started)

@@ -10,6 +10,7 @@ import logging
 import numpy as np
 
 from .atomic import atomic_open
+from .npy_stream import load_npy
 
 log = logging.getLogger("attention_clusters")
 
@@ -82,7 +83,7 @@ def train_extractor(train_images, train_labels, test_images, test_labels, device
     from .devices import use_device
     from .extractor import train_extractor as train
     use_device(device, threads)
-    metrics = train(np.load(train_images), np.load(train_labels), np.load(test_images), np.load(test_labels),
+    metrics = train(load_npy(train_images), load_npy(train_labels), load_npy(test_images), load_npy(test_labels),
                     epochs, batch_size, lr, seed, checkpoint_out)
     metrics["device"] = device
     _write_json(metrics_out, metrics)
@@ -95,7 +96,7 @@ def extract_features(videos, labels, checkpoint, device, threads, videos_per_chu
     from .features import write_features
     use_device(device, threads)
     net = load_extractor(checkpoint)
-    labels = np.load(labels)
+    labels = load_npy(labels)
     chunks = ((feats, labels[start:start + len(feats)], np.arange(start, start + len(feats)))
               for start, feats in extract_video_features(videos, net, videos_per_chunk))
     write_features(out, chunks)
@@ -104,18 +105,27 @@ def extract_features(videos, labels, checkpoint, device, threads, videos_per_chu
 
 def train_model(features, sweep_device, device, threads, fc, natt, attention, epochs, lr, weight_decay, batch_size,
                 val_fraction, seed, state_dir, checkpoint_out, history_out, summary_out, workers=1,
-                worker_logs=None, rule_log=None):
+                worker_logs=None, rule_log=None, schedule="constant", warmup_epochs=0.0, patience=0):
     """`sweep_device` is the job's device in the sweep; `device` the MindSpore target it runs on
     (the same, unless cluster.run_device_as maps it). With `workers` > 1, msrun runs the training
-    data-parallel on that many ranks (distributed.py), with their logs in `worker_logs`."""
+    data-parallel on that many ranks (distributed.py), with their logs in `worker_logs`.
+
+    The resumable state in `state_dir` is keyed by the settings, the features' content and the
+    training code, so a state left by other inputs is discarded; it is removed once the outputs
+    are written (a finished run leaves nothing to resume)."""
+    import shutil
+
     from .devices import use_device
     from .distributed import launch_training
     from .features import load_features
+    from .provenance import file_digest, source_digest
     from .train import train_model as train
     use_device(device, threads)  # first: an unusable device fails before the features load or msrun starts
+    inputs = {"features_sha256": file_digest(features), "code": source_digest("train")}
     job = dict(fc=fc, natt=natt, attention=attention, epochs=epochs, lr=lr, weight_decay=weight_decay,
                batch_size=batch_size, val_fraction=val_fraction, seed=seed, state_dir=state_dir,
-               checkpoint_out=checkpoint_out, history_out=history_out)
+               checkpoint_out=checkpoint_out, history_out=history_out, schedule=schedule,
+               warmup_epochs=warmup_epochs, patience=patience, inputs=inputs)
     if workers > 1:
         summary = launch_training(dict(job, features=features, device=device, threads=threads), workers,
                                   worker_logs, rule_log)
@@ -124,16 +134,18 @@ def train_model(features, sweep_device, device, threads, fc, natt, attention, ep
         summary = train(feats, labels, **job)
     summary.update(device=sweep_device, ran_on=device, workers=workers)
     _write_json(summary_out, summary)
+    shutil.rmtree(state_dir, ignore_errors=True)
     log.info("fc%d natt%d on %s: best epoch %d, validation top-1 %.4f, %.1f s", fc, natt, device,
              summary["best_epoch"], summary["best_val_top1"], summary["train_seconds"])
 
 
-def eval_model(features, checkpoint, summary, device, threads, fc, natt, attention, metrics_out, predictions_out):
+def eval_model(features, checkpoint, summary, device, threads, fc, natt, attention, frames, metrics_out,
+               predictions_out):
     from .devices import use_device
     from .features import load_features
     from .train import evaluate, load_model
     use_device(device, threads)
-    feats, labels, _ = load_features(features)
+    feats, labels, _ = load_features(features, frames)
     model = load_model(checkpoint, fc, natt, attention, feats.shape[2], feats.shape[1])
     top1, top5, predictions = evaluate(model, feats, labels)
     with open(summary) as handle:

@@ -19,6 +19,7 @@ from . import WorkflowInputError
 from .atomic import atomic_open, atomic_path
 from .checkpoints import load_into, save_checkpoint, save_model
 from .model import build_model, parameter_count
+from .sweep import SCHEDULES
 
 log = logging.getLogger("attention_clusters")
 TOPK = 5
@@ -70,11 +71,21 @@ class TrainState:
         self.json, self.best = self.dir / "state.json", self.dir / "best.ckpt"
 
     def load(self, settings):
+        """The saved state if it was made with exactly `settings` (which include the digests of
+        the inputs and code), else None, with a log line saying why it was discarded."""
         if not self.json.exists():
             return None
-        state = json.loads(self.json.read_text())
-        if state.get("settings") != settings:
-            log.info("state in %s is from other settings; starting afresh", self.dir)
+        try:
+            state = json.loads(self.json.read_text())
+            saved = state["settings"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            log.warning("state in %s is unreadable (%s: %s); discarding it and starting afresh",
+                        self.dir, type(err).__name__, err)
+            return None
+        if saved != settings:
+            changed = sorted(key for key in set(saved) | set(settings) if saved.get(key) != settings.get(key))
+            log.info("state in %s is from other settings or inputs (%s differ); discarding it and starting afresh",
+                     self.dir, ", ".join(changed))
             return None
         if not (self.dir / state["checkpoint"]).exists() or not self.best.exists():
             log.info("state in %s is incomplete; starting afresh", self.dir)
@@ -100,8 +111,34 @@ class TrainState:
                 old.unlink()
 
 
+def learning_rates(schedule, lr, epochs, steps_per_epoch, warmup_epochs=0.0):
+    """The learning rate of every step: `lr` itself for a constant schedule without warm-up
+    (a float, which keeps Adam's graph as it was), else a float32 array of epochs x steps values.
+
+    Warm-up rises linearly from lr/25 to lr over `warmup_epochs`; then `constant` stays at lr and
+    `cosine` anneals to 0 along half a cosine (with the warm-up, a one-cycle schedule).
+    """
+    if schedule not in SCHEDULES:
+        raise WorkflowInputError(f"schedule {schedule!r}: expected one of {', '.join(SCHEDULES)}")
+    if schedule == "constant" and warmup_epochs == 0:
+        return lr
+    total = epochs * steps_per_epoch
+    step = np.arange(total, dtype=np.float64)
+    warmup = min(total, int(round(warmup_epochs * steps_per_epoch)))
+    rates = np.full(total, lr, np.float64)
+    if warmup:
+        rates[:warmup] = lr / 25 + (lr - lr / 25) * step[:warmup] / warmup
+    if schedule == "cosine" and total > warmup:
+        progress = (step[warmup:] - warmup) / (total - warmup)
+        rates[warmup:] = lr * 0.5 * (1 + np.cos(np.pi * progress))
+    return rates.astype(np.float32)
+
+
 def make_train_step(model, lr, weight_decay):
     """(step(x, y, keep) -> the batch's summed loss, optimizer): Adam on softmax cross-entropy.
+
+    `lr` is a float or one learning rate per step (learning_rates()); Adam counts its steps in
+    its `global_step` parameter, which the resumable state saves with the moments.
 
     Built as nn.TrainOneStepCell: with MindSpore 2.10 on CPU, the same step written as an
     @ms.jit function around ms.value_and_grad ran 5x slower (112 ms against 20 ms for
@@ -129,6 +166,9 @@ def make_train_step(model, lr, weight_decay):
     # shifting parameters are named w and b). Without groups nn.Adam exempts names containing
     # "beta" or "gamma" (meant for batch norm): our beta kept its size while alpha decayed.
     params = [{"params": model.trainable_params(), "weight_decay": weight_decay}]
+    if not isinstance(lr, float):
+        import mindspore as ms
+        lr = ms.Tensor(lr)  # MindSpore's dynamic learning rate: entry global_step at each step
     optimizer = nn.Adam(params, learning_rate=lr, weight_decay=weight_decay)
     step = nn.TrainOneStepCell(LossWithDropout(model), optimizer)
     step.set_train(True)
@@ -152,8 +192,13 @@ def rank_rows(step, batch_size, rank=0, workers=1):
 
 
 def train_model(features, labels, fc, natt, attention, epochs, lr, weight_decay, batch_size, val_fraction, seed,
-                state_dir, checkpoint_out, history_out, rank=0, workers=1):
+                state_dir, checkpoint_out, history_out, rank=0, workers=1, schedule="constant", warmup_epochs=0.0,
+                patience=0, inputs=None):
     """Train one model; write the best checkpoint and the per-epoch history; return a summary.
+
+    The learning rate follows `schedule` with `warmup_epochs` (learning_rates()); with `patience`
+    > 0 training stops once validation top-1 has not improved for that many epochs. `inputs`
+    (digests of the features and the code) joins the settings that key the resumable state.
 
     With `workers` > 1 this runs in every rank of a data-parallel job (see distributed.py): all ranks
     draw the same batch order and dropout masks from the same generators and each trains on its
@@ -169,23 +214,32 @@ def train_model(features, labels, fc, natt, attention, epochs, lr, weight_decay,
             + (f" for each of {workers} workers" if workers > 1 else ""))
     settings = {"fc": fc, "natt": natt, "attention": attention, "epochs": epochs, "lr": lr,
                 "weight_decay": weight_decay, "batch_size": batch_size, "val_fraction": val_fraction, "seed": seed,
-                "videos": int(labels.shape[0])}
+                "videos": int(labels.shape[0]), "schedule": schedule, "warmup_epochs": warmup_epochs,
+                "patience": patience, **(inputs or {})}
     if workers > 1:  # absent for one worker, so the state of single-worker runs stays resumable
         settings["workers"] = workers
     writer = rank == 0
+    steps = train_idx.size // (batch_size * workers)
     model = build_model(fc, natt, features.shape[2], features.shape[1], attention, seed)
-    train_step, optimizer = make_train_step(model, lr, weight_decay)
+    rates = learning_rates(schedule, lr, epochs, steps, warmup_epochs)
+    train_step, optimizer = make_train_step(model, rates, weight_decay)
 
     batch_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(12,)))
     dropout_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(13,)))
     store = TrainState(state_dir)
     state = store.load(settings)
     if state is not None:
-        saved = ms.load_checkpoint(str(store.checkpoint(state)))
-        ms.load_param_into_net(model, saved, strict_load=False)
-        ms.load_param_into_net(optimizer, saved, strict_load=False)
+        try:
+            saved = ms.load_checkpoint(str(store.checkpoint(state)))
+        except Exception as err:  # MindSpore raises ValueError/RuntimeError for a damaged file
+            log.warning("state checkpoint %s is unreadable (%s); discarding the state and starting afresh",
+                        store.checkpoint(state), err)
+            state = None
+    if state is not None:
         batch_rng.bit_generator.state = state["batch_rng"]
         dropout_rng.bit_generator.state = state["dropout_rng"]
+        ms.load_param_into_net(model, saved, strict_load=False)
+        ms.load_param_into_net(optimizer, saved, strict_load=False)
         log.info("resuming after epoch %d of %d from %s", state["epoch"], epochs, store.checkpoint(state))
     else:
         state = {"settings": settings, "epoch": 0, "history": [], "best_epoch": 0, "best_val_top1": -1.0,
@@ -193,9 +247,12 @@ def train_model(features, labels, fc, natt, attention, epochs, lr, weight_decay,
 
     x_train, y_train = features[train_idx], labels[train_idx].astype(np.int32)
     x_val, y_val = features[val_idx], labels[val_idx]
-    steps = x_train.shape[0] // (batch_size * workers)
     width = natt * features.shape[2]
     for epoch in range(state["epoch"] + 1, epochs + 1):
+        if patience and epoch - state["best_epoch"] > patience:
+            log.info("stopping after epoch %d: validation top-1 has not improved for %d epochs (best %.4f at "
+                     "epoch %d)", epoch - 1, patience, state["best_val_top1"], state["best_epoch"])
+            break
         model.set_train(True)
         started = time.perf_counter()
         order = batch_rng.permutation(x_train.shape[0])

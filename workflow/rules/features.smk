@@ -9,6 +9,7 @@ rule extract_features:
     output:
         "results/features/feature_{split}.pkl",
     params:
+        upstream=lambda w: upstream(extractor_lineage() + flash_lineage(w.split)),
         settings=features_settings(),
     log:
         "logs/extract_features/{split}.log",

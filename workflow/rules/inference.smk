@@ -7,6 +7,7 @@ rule export_model:
     output:
         f"{MODEL_DIR}/model.mindir",
     params:
+        upstream=lambda w: upstream(model_lineage(w)),
         settings=export_settings,
     log:
         "logs/export_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",
@@ -25,6 +26,9 @@ rule preprocess_310:
     output:
         features="results/infer/feature_test.bin",
         labels="results/infer/label_test.bin",
+    params:
+        settings={"frames": config["flash"]["frames"]},
+        upstream=upstream(features_lineage("test")),
     log:
         "logs/preprocess_310.log",
     conda:
@@ -41,6 +45,7 @@ rule infer_310:
         logits=f"{MODEL_DIR}/infer/logits.bin",
         timing=f"{MODEL_DIR}/infer/latency.json",
     params:
+        upstream=lambda w: upstream(model_lineage(w) + [export_settings(w)] + features_lineage("test")),
         settings=infer_settings(),
     log:
         "logs/infer_310/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",
@@ -63,6 +68,8 @@ rule postprocess_310:
         eval_predictions=f"{MODEL_DIR}/test_predictions.npy",
     output:
         f"{MODEL_DIR}/infer/metrics.json",
+    params:
+        upstream=lambda w: upstream(evaluated_lineage(w)),
     log:
         "logs/postprocess_310/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",
     conda:

@@ -71,6 +71,8 @@ rule noise_histogram:
         **mnist_files(),
     output:
         "results/data/noise_histogram.npy",
+    params:
+        upstream=upstream([mnist_settings()]),
     log:
         "logs/noise_histogram.log",
     conda:

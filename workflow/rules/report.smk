@@ -15,6 +15,7 @@ rule attention_picture:
         ),
         weights="results/report/attention_fc{fc}.npz",
     params:
+        upstream=lambda w: upstream(evaluated_lineage(SimpleNamespace(**picture_model(w)))),
         settings=picture_settings,
     log:
         "logs/attention_picture/fc{fc}.log",
@@ -59,6 +60,7 @@ rule report:
             category="Training curves",
         ),
     params:
+        upstream=upstream(sweep_lineage()),
         models=sweep_models(),
         devices=DEVICES,
         infer_device=config["inference"]["device"],

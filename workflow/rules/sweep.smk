@@ -9,9 +9,11 @@ rule train_model:
         history=f"{MODEL_DIR}/history.tsv",
         summary=f"{MODEL_DIR}/train.json",
     params:
+        upstream=upstream(features_lineage("train")),
         settings=train_settings,
         # Resumable state (last epoch's weights, Adam, RNGs); not an output, so a killed
-        # job's state survives Snakemake's clean-up of incomplete outputs.
+        # job's state survives Snakemake's clean-up of incomplete outputs. Keyed by the
+        # settings, the features' content and the code; removed when the job finishes.
         state_dir=f"{MODEL_DIR}/state",
         # msrun's own and its ranks' logs, when distributed.workers > 1.
         worker_logs="logs/train_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.workers",
@@ -39,6 +41,7 @@ rule eval_model:
         metrics=f"{MODEL_DIR}/metrics.json",
         predictions=f"{MODEL_DIR}/test_predictions.npy",
     params:
+        upstream=lambda w: upstream(model_lineage(w) + features_lineage("test")),
         settings=eval_settings,
     log:
         "logs/eval_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",
@@ -56,6 +59,8 @@ rule sweep_metrics:
         sweep_outputs(f"{MODEL_DIR}/metrics.json"),
     output:
         "results/metrics.tsv",
+    params:
+        upstream=upstream(sweep_lineage()),
     log:
         "logs/sweep_metrics.log",
     localrule: True

@@ -1,0 +1,128 @@
+"""Bad input anywhere gives one error naming the file or key: config values, intermediate arrays,
+unwritable outputs, slow mirrors."""
+
+import copy
+import functools
+import http.server
+import logging
+import threading
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from attention_clusters import WorkflowInputError
+from attention_clusters.config_check import check_config
+from attention_clusters.download import fetch_file
+from attention_clusters.npy_stream import iter_npy_chunks, load_npy, npy_shape
+from attention_clusters.rule_runner import run
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
+
+
+@pytest.fixture(scope="module")
+def config():
+    return yaml.safe_load((ROOT / "config/config.yaml").read_text())
+
+
+def with_value(config, path, value):
+    changed = copy.deepcopy(config)
+    node = changed
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return changed
+
+
+def test_the_shipped_config_passes(config):
+    check_config(config, SCHEMA)
+
+
+@pytest.mark.parametrize("path,value,match", [
+    (("train", "batch_size"), 32.0, r"config train\.batch_size: 32\.0 is not a whole number written as one"),
+    (("flash", "k_train"), 2.0, r"config flash\.k_train: 2\.0 is not a whole number"),
+    (("extractor", "epochs"), 3.5, r"config extractor\.epochs: 3\.5 is not an integer"),
+    (("sweep", "seeds"), [1.0], r"config sweep\.seeds\[0\]: 1\.0 is not a whole number"),
+    (("extractor", "lr"), True, r"config extractor\.lr: True is not of type 'number'"),
+    (("flash", "k_train"), -1, r"config flash\.k_train: -1 is less than the minimum of 1"),
+    (("mnist", "files", "train_images", "name"), "../../../victim.txt",
+     r"config mnist\.files\.train_images\.name: '\.\./\.\./\.\./victim\.txt': expected a file name inside"),
+    (("mnist", "files", "test_labels", "name"), "/etc/passwd", r"config mnist\.files\.test_labels\.name"),
+    (("mnist", "files", "test_labels", "name"), "..", r"config mnist\.files\.test_labels\.name"),
+])
+def test_bad_values_name_their_key(config, path, value, match):
+    with pytest.raises(WorkflowInputError, match=match):
+        check_config(with_value(config, path, value), SCHEMA)
+
+
+def test_unknown_keys_are_errors(config):
+    with pytest.raises(WorkflowInputError, match=r"unknown key\(s\) \['flsh'\] at the top level"):
+        check_config({**config, "flsh": {"k_train": 3}}, SCHEMA)
+    with pytest.raises(WorkflowInputError, match=r"unknown key\(s\) \['k_trian'\] at flash"):
+        check_config(with_value(config, ("flash", "k_trian"), 3), SCHEMA)
+
+
+def test_truncated_npy_names_the_file(tmp_path):
+    np.save(tmp_path / "a.npy", np.arange(1000, dtype=np.int64).reshape(100, 10))
+    raw = (tmp_path / "a.npy").read_bytes()
+    (tmp_path / "a.npy").write_bytes(raw[: len(raw) - 100])
+    with pytest.raises(WorkflowInputError, match=r"a\.npy: not a complete \.npy file .*run the workflow again"):
+        load_npy(tmp_path / "a.npy")
+    with pytest.raises(WorkflowInputError, match=r"a\.npy: truncated at row 90 of 100"):
+        list(iter_npy_chunks(tmp_path / "a.npy", 10))
+    (tmp_path / "b.npy").write_bytes(raw[:20])
+    with pytest.raises(WorkflowInputError, match=r"b\.npy: not a readable \.npy file"):
+        npy_shape(tmp_path / "b.npy")
+
+
+def fake_snakemake(log):
+    return types.SimpleNamespace(log=[str(log)], rule="some_rule", wildcards={}, params={})
+
+
+def test_an_unwritable_output_is_one_line_naming_the_file(tmp_path):
+    # As root (CI) a read-only directory is still writable, so the step raises what open() would.
+    def step():
+        raise PermissionError(13, "Permission denied", str(tmp_path / "ro/out.npy"))
+
+    with pytest.raises(SystemExit) as exit_:
+        run(fake_snakemake(tmp_path / "rule.log"), step)
+    assert exit_.value.code == 1
+    logged = (tmp_path / "rule.log").read_text()
+    assert "ERROR " + str(tmp_path / "ro/out.npy") + ": Permission denied" in logged and "Traceback" not in logged
+    logging.getLogger().handlers.clear()
+
+
+class TricklingHandler(http.server.BaseHTTPRequestHandler):
+    """Serves 200 bytes, one every 20 ms: every read is quick, the whole download is not."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "200")
+        self.end_headers()
+        for _ in range(200):
+            self.wfile.write(b"x")
+            self.wfile.flush()
+            time.sleep(0.02)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_timeout_bounds_the_whole_download(tmp_path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), TricklingHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(WorkflowInputError, match=r"longer than 0\.5 s \(config mnist\.timeout_seconds\)"):
+            fetch_file("a.gz", "0" * 32, tmp_path / "a.gz", [f"http://127.0.0.1:{server.server_address[1]}/"],
+                       retries=1, timeout=0.5, backoff=0)
+        assert time.monotonic() - started < 3.5
+        assert not (tmp_path / "a.gz").exists()
+    finally:
+        server.shutdown()
+        server.server_close()
