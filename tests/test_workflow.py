@@ -24,7 +24,8 @@ TINY_AND_TEST = ("--cores", "2", "--configfile", "config/tiny.yaml", "config/tes
 OUTPUTS = ("results/features/feature_train.pkl", "results/features/feature_test.pkl",
            "results/data/flash_train/videos.npy", "results/data/noisy_train/images.npy",
            "results/extractor/extractor.ckpt", "results/sweep/CPU/shift/fc2_natt4/seed1/model.ckpt",
-           "results/sweep/CPU/shift/fc1_natt2/seed1/test_predictions.npy")
+           "results/sweep/CPU/shift/fc1_natt2/seed1/test_predictions.npy",
+           "results/sweep/CPU/shift/fc1_natt2/seed1/model.mindir")
 
 
 def planned_jobs(proc):
@@ -144,6 +145,11 @@ def test_report_and_inference(tiny_run):
         inference = json.loads((tiny_run / f"results/sweep/CPU/shift/{model}/seed1/infer/metrics.json").read_text())
         assert inference["agrees_with_eval"] and inference["videos"] == 1024 and inference["batches"] == 4
     assert "videos/s" in report and "| yes |" in report
+    # Which settings made each row, and the record of the run.
+    assert "| shift fc2 natt4 seed 1 | CPU | 64 | 0.001 | constant | 0 | 0.0001 | 3 / 3 |" in report
+    run = report[report.index("## The run"):]
+    assert "- commit: unknown (not a git checkout)" in run and "MindSpore 2.10" in run and " cores, " in run
+    assert "k_train: 2" in run and "table: config/sweep_tiny.tsv" in run
     html = run_snakemake(tiny_run, *TINY, "--report", "results/report.html")
     assert (tiny_run / "results/report.html").stat().st_size > 10_000, html.stdout
 

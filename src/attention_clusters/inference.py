@@ -32,8 +32,35 @@ def export_mindir(checkpoint, fc, natt, attention, batch_size, frames, feature_d
     with atomic_path(out) as tmp:
         stem = tmp.with_name(tmp.name + "-export")
         ms.export(model, example, file_name=str(stem), file_format="MINDIR")
-        stem.with_suffix(stem.suffix + ".mindir").replace(tmp)
+        exported = stem.with_suffix(stem.suffix + ".mindir")
+        tmp.write_bytes(without_compile_phase(exported.read_bytes()))
+        exported.unlink()
     log.info("exported %s (input %d x %d x %d) to %s", checkpoint, batch_size, frames, feature_dim, out)
+
+
+def without_compile_phase(mindir):
+    """The MINDIR's bytes made reproducible: MindSpore writes into its graphs' `compile_phase` attribute
+    a name made of a clock reading and an object's address, and lists the primitives in a varying
+    order, so the same checkpoint exported twice gave different files. The attribute becomes a
+    constant (nothing reads it back when the model is loaded) and the primitives are sorted by name."""
+    from mindspore.train import mind_ir_pb2
+    model = mind_ir_pb2.ModelProto()
+    model.ParseFromString(mindir)
+    for graph in [model.graph, *model.functions]:
+        for attribute in graph.attribute:
+            if attribute.name == "compile_phase":
+                attribute.s = b"export.mindir" if isinstance(attribute.s, bytes) else "export.mindir"
+    # The primitives are listed in an order that changes from run to run; nodes name them.
+    primitives = sorted((copy_message(p) for p in model.primitives), key=lambda p: p.name)
+    del model.primitives[:]
+    model.primitives.extend(primitives)
+    return model.SerializeToString(deterministic=True)
+
+
+def copy_message(message):
+    twin = type(message)()
+    twin.CopyFrom(message)
+    return twin
 
 
 def preprocess(features_pkl, features_bin, labels_bin, frames):

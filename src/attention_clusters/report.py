@@ -155,6 +155,54 @@ def benchmark_seconds(path):
     return float(rows[0]["s"]) if rows else None
 
 
+def run_lines(benchmarks, config, repository):
+    """The report's record of the run: commit, machine, when it ran, and the merged config.
+
+    A job's start is its benchmark file's time less the seconds it records; the run spans the
+    earliest such start to now (the report is its last job)."""
+    import datetime
+    import os
+    import platform
+    import subprocess
+
+    import yaml
+
+    def git(*args):
+        try:
+            return subprocess.run(["git", "-C", str(repository), *args], capture_output=True, text=True,
+                                  timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    commit = git("rev-parse", "HEAD") or "unknown (not a git checkout)"
+    if git("status", "--porcelain", "--untracked-files=no"):
+        commit += " with uncommitted changes"
+    starts = []
+    for path in benchmarks:
+        seconds = benchmark_seconds(path)
+        if seconds is not None:
+            starts.append(Path(path).stat().st_mtime - seconds)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    start = datetime.datetime.fromtimestamp(min(starts), datetime.timezone.utc) if starts else now
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
+        else platform.processor()
+    try:
+        import mindspore
+        mindspore_version = mindspore.__version__
+    except ImportError:
+        mindspore_version = "not installed"
+    wall = (now - start).total_seconds()
+    return ["## The run", "",
+            f"- commit: {commit}",
+            f"- machine: {os.cpu_count()} cores, {cpu}; {platform.system()} {platform.release()}; "
+            f"Python {platform.python_version()}, MindSpore {mindspore_version}",
+            f"- from the first timed job to this report: {start:%Y-%m-%d %H:%M:%S} to {now:%Y-%m-%d %H:%M:%S} UTC, "
+            f"{wall / 3600:.2f} h ({wall:,.0f} s); each job's time is in the tables above and in "
+            "`results/benchmarks/`",
+            "", "The merged config:", "", "```yaml", yaml.safe_dump(config, sort_keys=False).rstrip(), "```", ""]
+
+
 def model_name(model):
     return f"{model['attention']} fc{model['fc']} natt{model['natt']} seed {model['seed']}"
 
@@ -174,9 +222,12 @@ def confusion_lines(pictures, test_labels):
     return lines
 
 
-def write_report(metrics_tsv, models, data_benchmarks, devices, out_md, accuracy_png, pictures=(), test_labels=None):
-    """`models`: dicts with device, attention, fc, natt, seed, history, infer_metrics, train_benchmark, curve_png.
-    `pictures`: dicts with name, png, predictions (the attention pictures' models)."""
+def write_report(metrics_tsv, models, data_benchmarks, devices, out_md, accuracy_png, pictures=(), test_labels=None,
+                 config=None, repository="."):
+    """`models`: dicts with device, attention, fc, natt, seed, history, infer_metrics, train_benchmark, curve_png,
+    summary (the training job's train.json). `pictures`: dicts with name, png, predictions (the attention
+    pictures' models). `config` (the merged config) and `repository` (the workflow's checkout) go into the
+    record of the run."""
     rows = read_tsv(metrics_tsv)
     groups = group(rows)
     out_md = Path(out_md)
@@ -214,13 +265,20 @@ def write_report(metrics_tsv, models, data_benchmarks, devices, out_md, accuracy
                      f"{100 * inf['top1']:.1f} | {100 * inf['top5']:.1f} | {inf['latency_ms_per_batch']:.2f} | "
                      f"{inf['batch_size']} | {inf['videos_per_second']:,.0f} | {agrees} |")
 
-    lines += ["", "## Training time per model", "",
-              "| model | device | epochs | best epoch | job time (s) | training (s) | parameters |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["", "## Training settings and time per model", "",
+              "| model | device | batch | lr | schedule | warm-up | weight decay | epochs run / max | patience | "
+              "best epoch | job time (s) | training (s) | parameters |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     by_key = {(r["device"], r["attention"], int(r["fc"]), int(r["natt"]), int(r["seed"])): r for r in rows}
     for model in models:
         r = by_key[(model["device"], model["attention"], model["fc"], model["natt"], model["seed"])]
-        lines.append(f"| {model_name(model)} | {model['device']} | {r['epochs']} | {r['best_epoch']} | "
+        with open(model["summary"]) as handle:
+            settings = json.load(handle)
+        run_epochs = len(read_tsv(model["history"]))
+        lines.append(f"| {model_name(model)} | {model['device']} | {settings['batch_size']} | {settings['lr']:g} | "
+                     f"{settings.get('schedule', 'constant')} | {settings.get('warmup_epochs', 0):g} | "
+                     f"{settings['weight_decay']:g} | {run_epochs} / {settings['epochs']} | "
+                     f"{settings.get('patience', 0) or '–'} | {r['best_epoch']} | "
                      f"{benchmark_seconds(model['train_benchmark']):.1f} | {float(r['train_seconds']):.1f} | "
                      f"{int(r['parameters']):,} |")
 
@@ -232,6 +290,8 @@ def write_report(metrics_tsv, models, data_benchmarks, devices, out_md, accuracy
     for model in models:
         lines.append(f"![{model['device']} {model_name(model)}]({rel(model['curve_png'])})")
     lines += ["", f"Every model is a row of `{Path(metrics_tsv).name}`.", ""]
+    lines += run_lines(list(data_benchmarks.values()) + [model["train_benchmark"] for model in models],
+                       config or {}, repository)
     with atomic_open(out_md, "w") as handle:
         handle.write("\n".join(lines))
     log.info("report: %d models, %s", len(models), out_md)

@@ -32,6 +32,7 @@ rule report:
     input:
         metrics="results/metrics.tsv",
         histories=sweep_outputs(f"{MODEL_DIR}/history.tsv"),
+        summaries=sweep_outputs(f"{MODEL_DIR}/train.json"),
         infer=sweep_outputs(f"{MODEL_DIR}/infer/metrics.json"),
         train_benchmarks=sweep_outputs(
             "results/benchmarks/train_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.tsv"
@@ -64,6 +65,9 @@ rule report:
         models=sweep_models(),
         devices=DEVICES,
         infer_device=config["inference"]["device"],
+        # The report records the merged config and the workflow's commit.
+        config=config,
+        repository=workflow.basedir,
         data_steps=list(data_stage_benchmarks()),
         picture_names=[
             "{device} {attention} fc{fc} natt{natt} seed {seed}".format(**model)
