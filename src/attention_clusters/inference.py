@@ -24,10 +24,14 @@ N_CLASSES = 1024
 
 
 def export_mindir(checkpoint, fc, natt, attention, batch_size, frames, feature_dim, out):
-    """Export the model of `checkpoint` to MINDIR with a fixed input of (batch_size, frames, feature_dim)."""
+    """Export the model of `checkpoint` to MINDIR with input (batch_size, frames, feature_dim); batch_size
+    None exports a dynamic batch dimension (any batch runs; the seed hard-coded 10,240)."""
     import mindspore as ms
     model = load_model(checkpoint, fc, natt, attention, feature_dim, frames)
-    example = ms.Tensor(np.zeros((batch_size, frames, feature_dim), np.float32))
+    if batch_size is None:
+        example = ms.Tensor(shape=[None, frames, feature_dim], dtype=ms.float32)
+    else:
+        example = ms.Tensor(np.zeros((batch_size, frames, feature_dim), np.float32))
     out = Path(out)
     with atomic_path(out) as tmp:
         stem = tmp.with_name(tmp.name + "-export")
@@ -35,7 +39,7 @@ def export_mindir(checkpoint, fc, natt, attention, batch_size, frames, feature_d
         exported = stem.with_suffix(stem.suffix + ".mindir")
         tmp.write_bytes(without_compile_phase(exported.read_bytes()))
         exported.unlink()
-    log.info("exported %s (input %d x %d x %d) to %s", checkpoint, batch_size, frames, feature_dim, out)
+    log.info("exported %s (input %s x %d x %d) to %s", checkpoint, batch_size or "any", frames, feature_dim, out)
 
 
 def without_compile_phase(mindir):
@@ -100,8 +104,9 @@ def load_mindir(path):
     return nn.GraphCell(graph)
 
 
-def infer(mindir, features_bin, batch_size, frames, feature_dim, logits_bin, timing_json):
-    """Run the MINDIR over the raw input file in batches of its fixed size; write raw logits and timings."""
+def infer(mindir, features_bin, batch_size, frames, feature_dim, logits_bin, timing_json, fixed_batch=False):
+    """Run the MINDIR over the raw input file in batches of `batch_size`; write raw logits and timings.
+    With `fixed_batch` (a MINDIR exported for exactly that batch) the last batch is padded."""
     import mindspore as ms
     cell = load_mindir(mindir)
     features = read_raw(features_bin, (frames, feature_dim), "feature")
@@ -112,7 +117,7 @@ def infer(mindir, features_bin, batch_size, frames, feature_dim, logits_bin, tim
         for start in range(0, total, batch_size):
             batch = features[start:start + batch_size]
             n = batch.shape[0]
-            if n < batch_size:  # the MINDIR's input shape is fixed: pad the last batch
+            if fixed_batch and n < batch_size:  # the MINDIR's input shape is fixed: pad the last batch
                 batch = np.concatenate([batch, np.zeros((batch_size - n, frames, feature_dim), np.float32)])
             started = time.perf_counter()
             try:

@@ -2,8 +2,9 @@
 
 `source_digest("train")` hashes the source of attention_clusters.train and of every package
 module it imports, directly or not (found by reading the import statements, including those
-inside functions), so a resumable state or a rule's parameters change exactly when code
-that can change the result does.
+inside functions): the resumable training state is keyed by it. `code_digest(module, symbol)`
+is finer: the source of one definition and of every package definition it refers to, so a
+rule's `code` param changes exactly when code that its step runs changes.
 """
 
 import ast
@@ -73,3 +74,120 @@ def file_digest(path, block=1 << 22):
         while chunk := handle.read(block):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+# --- Code digests at the level of definitions -------------------------------------------------
+# A rule reruns when the code its step runs changes, and only then: the digest covers the step
+# function's source and, transitively, the source of every package-level definition (function,
+# class, constant) it refers to, found by reading names and imports in the source. An edit to
+# AttentionCluster's code changes the digest of training but not of Flash-MNIST generation,
+# although both modules import from the same files.
+
+
+def _import_aliases(node):
+    """{alias: (module, symbol)} that an import statement binds to package code; symbol None: a module."""
+    if isinstance(node, ast.Import):
+        return {alias.asname or alias.name: (alias.name[len(PACKAGE) + 1:], None)
+                for alias in node.names if alias.name.startswith(PACKAGE + ".")}
+    if not isinstance(node, ast.ImportFrom):
+        return {}
+    if node.level:
+        base = node.module or ""
+    elif node.module and (node.module == PACKAGE or node.module.startswith(PACKAGE + ".")):
+        base = node.module[len(PACKAGE) + 1:]
+    else:
+        return {}
+    aliases = {}
+    for alias in node.names:
+        submodule = f"{base}.{alias.name}" if base else alias.name
+        aliases[alias.asname or alias.name] = (submodule, None) if _module_path(submodule).exists() \
+            else (base or "__init__", alias.name)
+    return aliases
+
+
+class _Module:
+    """One package module read statically: its top-level definitions and what each refers to."""
+
+    def __init__(self, name):
+        self.name = name
+        self.source = _module_path(name).read_text()
+        tree = ast.parse(self.source)
+        self.aliases = {}  # module-level imports
+        self.definitions = {}  # symbol -> AST node
+        for node in tree.body:
+            self.aliases.update(_import_aliases(node))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                self.definitions[node.name] = node
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    self.definitions.update({n.id: node for n in ast.walk(target) if isinstance(n, ast.Name)})
+
+    def segment(self, symbol):
+        return ast.get_source_segment(self.source, self.definitions[symbol]) or ""
+
+    def references(self, symbol):
+        """(module, symbol) pairs that the definition `symbol` refers to; symbol None: a whole module."""
+        node = self.definitions[symbol]
+        aliases = dict(self.aliases)
+        for inner in ast.walk(node):  # imports inside the definition (the steps import lazily)
+            aliases.update(_import_aliases(inner))
+        found = set()
+        for inner in ast.walk(node):
+            if isinstance(inner, ast.Attribute) and isinstance(inner.value, ast.Name):
+                target = aliases.get(inner.value.id)
+                if target and target[1] is None:  # module.attribute
+                    found.add((target[0], inner.attr))
+            elif isinstance(inner, ast.Name):
+                if inner.id in aliases and aliases[inner.id][1] is not None:
+                    found.add(aliases[inner.id])
+                elif inner.id in self.definitions and inner.id != symbol:
+                    found.add((self.name, inner.id))
+        return found
+
+
+@lru_cache(maxsize=None)
+def _read_module(name):
+    return _Module(name)
+
+
+def code_digest(module, symbol):
+    """sha256 (16 hex characters) of the definition `symbol` of package module `module` and of every
+    package definition it refers to, transitively."""
+    seen, todo = set(), [(module, symbol)]
+    parts = []
+    while todo:
+        key = todo.pop()
+        if key in seen:
+            continue
+        seen.add(key)
+        name, sym = key
+        if not _module_path(name).exists():
+            continue
+        mod = _read_module(name)
+        if sym is None:  # a whole module used as a namespace: all its definitions
+            todo.extend((name, s) for s in mod.definitions)
+            continue
+        if sym not in mod.definitions:
+            continue  # e.g. a name from a star import or a builtin shadow: nothing of ours
+        parts.append(f"{name}:{sym}\0{mod.segment(sym)}")
+        todo.extend(mod.references(sym) - seen)
+    return hashlib.sha256("\0".join(sorted(parts)).encode()).hexdigest()[:16]
+
+
+def script_step(script):
+    """(module, function) of the step a workflow script runs: the second argument of its
+    `run(snakemake, <step>, ...)` call, resolved through the script's imports."""
+    tree = ast.parse(Path(script).read_text())
+    imports = {}
+    for node in ast.walk(tree):
+        imports.update(_import_aliases(node))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "run" and len(node.args) >= 2:
+            step = node.args[1]
+            if isinstance(step, ast.Attribute) and isinstance(step.value, ast.Name):
+                module, _ = imports[step.value.id]
+                return module, step.attr
+            if isinstance(step, ast.Name):
+                return imports[step.id]
+    raise ValueError(f"{script}: no run(snakemake, <step>, ...) call")

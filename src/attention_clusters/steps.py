@@ -175,17 +175,19 @@ def sweep_metrics(metrics_files, out):
 
 
 def export_model(checkpoint, device, threads, fc, natt, attention, batch_size, frames, feature_dim, out):
+    """`batch_size` None: a MINDIR with a dynamic batch dimension."""
     from .devices import use_device
     from .inference import export_mindir
     use_device(device, threads)
     export_mindir(checkpoint, fc, natt, attention, batch_size, frames, feature_dim, out)
 
 
-def infer_model(mindir, features_bin, device, threads, batch_size, frames, feature_dim, logits_out, timing_out):
+def infer_model(mindir, features_bin, device, threads, batch_size, frames, feature_dim, fixed_batch, logits_out,
+                timing_out):
     from .devices import use_device
     from .inference import infer
     use_device(device, threads)
-    infer(mindir, features_bin, batch_size, frames, feature_dim, logits_out, timing_out)
+    infer(mindir, features_bin, batch_size, frames, feature_dim, logits_out, timing_out, fixed_batch)
 
 
 def attention_picture(checkpoint, features, videos, frame_digits, device, threads, fc, natt, attention, title,

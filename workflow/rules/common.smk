@@ -241,9 +241,11 @@ def picture_settings(wildcards):
 
 
 def export_settings(wildcards):
+    # A dynamic batch dimension unless inference.fixed_batch: then exactly inference.batch_size.
+    fixed = config["inference"]["fixed_batch"]
     return {
         **eval_settings(wildcards),
-        "batch_size": config["inference"]["batch_size"],
+        "batch_size": config["inference"]["batch_size"] if fixed else None,
         "feature_dim": 50,
     }
 
@@ -252,6 +254,7 @@ def infer_settings():
     return {
         "device": target(config["inference"]["device"]),
         "batch_size": config["inference"]["batch_size"],
+        "fixed_batch": config["inference"]["fixed_batch"],
         "frames": config["flash"]["frames"],
         "feature_dim": 50,
     }
