@@ -30,8 +30,9 @@ def make_workdir(tmp_path, preset_overrides=None):
     return tmp_path
 
 
-def run_snakemake(workdir, *args, check=True, timeout=900):
-    env = dict(os.environ)
+def run_snakemake(workdir, *args, check=True, timeout=900, env=None):
+    """Run snakemake in `workdir`; `env` adds to (or overrides) the environment."""
+    env = dict(os.environ, **(env or {}))
     env.setdefault("GLOG_v", "3")  # MindSpore's C++ warnings would drown the logs
     proc = subprocess.run([SNAKEMAKE, *args], cwd=workdir, env=env, capture_output=True, text=True,
                           timeout=timeout)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from attention_clusters.features import load_features
-from conftest import SNAKEMAKE, labels_from_bits, make_workdir, run_snakemake
+from conftest import ROOT, SNAKEMAKE, labels_from_bits, make_workdir, run_snakemake
 
 pytestmark = pytest.mark.slow
 TINY = ("--cores", "2", "--configfile", "config/tiny.yaml")
@@ -360,3 +360,49 @@ def test_presets_plan_their_sweeps(tmp_path, configfiles, expected):
     jobs = planned_jobs(run_snakemake(workdir, "--dry-run", "--cores", "2", *args))
     assert {rule: jobs.get(rule) for rule in expected} == expected
     assert jobs["report"] == 1 and jobs["attention_picture"] == 2
+
+
+@pytest.fixture
+def edited_package(tiny_run, tmp_path):
+    """A copy of the finished tiny run whose jobs import a copy of the package, to edit."""
+    workdir = tmp_path / "run"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    package = tmp_path / "src/attention_clusters"
+    shutil.copytree(ROOT / "src/attention_clusters", package, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {"PYTHONPATH": str(tmp_path / "src")}
+    assert "Nothing to be done" in run_snakemake(workdir, *TINY, "--dry-run", env=env).stdout
+    return workdir, package, env
+
+
+def _edit(path, old, new):
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+PER_MODEL = ("train_model", "eval_model", "export_model", "infer_310", "postprocess_310", "attention_picture")
+
+
+@pytest.mark.parametrize("module,old,new,expected", [
+    # The model: every model's chain and the report, no data stage.
+    ("model.py", "def build_model(", "def build_model(  # edited\n        ",
+     {**{rule: 2 for rule in PER_MODEL}, "sweep_metrics": 1, "report": 1, "all": 1}),
+    # Flash-MNIST generation: both splits and everything after them, not the extractor's data.
+    ("flash_mnist.py", "def video_plan(", "def video_plan(  # edited\n        ",
+     {"flash_mnist": 2, "extract_features": 2, "preprocess_310": 1, **{rule: 2 for rule in PER_MODEL},
+      "sweep_metrics": 1, "report": 1, "all": 1}),
+    # The report's writer: the report alone.
+    ("report.py", "def write_report(", "def write_report(  # edited\n        ", {"report": 1, "all": 1}),
+], ids=["model", "flash_mnist", "report"])
+def test_a_package_edit_reruns_exactly_the_jobs_whose_code_changed(edited_package, module, old, new, expected):
+    workdir, package, env = edited_package
+    _edit(package / module, old, new)
+    assert planned_jobs(run_snakemake(workdir, *TINY, "--dry-run", env=env)) == expected
+
+
+def test_the_same_package_contents_rerun_nothing(edited_package):
+    # As after a branch switch and back: every file rewritten with the same bytes, newer times.
+    workdir, package, env = edited_package
+    for path in package.glob("*.py"):
+        path.write_bytes(path.read_bytes())
+    assert "Nothing to be done" in run_snakemake(workdir, *TINY, "--dry-run", env=env).stdout

@@ -1,10 +1,9 @@
 """Digests of what a result depends on: the package's own source code and input files.
 
-`source_digest("train")` hashes the source of attention_clusters.train and of every package
-module it imports, directly or not (found by reading the import statements, including those
-inside functions): the resumable training state is keyed by it. `code_digest(module, symbol)`
-is finer: the source of one definition and of every package definition it refers to, so a
-rule's `code` param changes exactly when code that its step runs changes.
+`code_digest(module, symbol)` hashes the source of one definition of the package and of every
+package definition it refers to, transitively (found by reading names and imports, including
+those inside functions): a rule's `code` param and the resumable training state change exactly
+when code that the step runs changes.
 """
 
 import ast
@@ -19,52 +18,6 @@ PACKAGE = PACKAGE_DIR.name
 def _module_path(name):
     path = PACKAGE_DIR / (name.replace(".", "/") + ".py")
     return path if path.exists() else PACKAGE_DIR / name.replace(".", "/") / "__init__.py"
-
-
-def _imported_modules(name):
-    """Package modules (names relative to the package) that module `name` imports anywhere."""
-    tree = ast.parse(_module_path(name).read_text())
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            if node.level:  # from . import x / from .x import y
-                base = node.module or ""
-            elif node.module and (node.module == PACKAGE or node.module.startswith(PACKAGE + ".")):
-                base = node.module[len(PACKAGE) + 1:]
-            else:
-                continue
-            if base:
-                found.add(base)
-            for alias in node.names:  # from . import train: a submodule, when such a file exists
-                candidate = f"{base}.{alias.name}" if base else alias.name
-                if _module_path(candidate).exists():
-                    found.add(candidate)
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name.startswith(PACKAGE + "."):
-                    found.add(alias.name[len(PACKAGE) + 1:])
-    return {module for module in found if _module_path(module).exists()}
-
-
-@lru_cache(maxsize=None)
-def import_closure(name):
-    """Sorted names of `name` and every package module it imports, transitively."""
-    seen, todo = set(), [name]
-    while todo:
-        module = todo.pop()
-        if module in seen:
-            continue
-        seen.add(module)
-        todo.extend(_imported_modules(module) - seen)
-    return tuple(sorted(seen | {"__init__"}))
-
-
-def source_digest(name):
-    """sha256 (hex, 16 characters) of the source of `name`'s import closure in the package."""
-    digest = hashlib.sha256()
-    for module in import_closure(name):
-        digest.update(module.encode() + b"\0" + _module_path(module).read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
 
 
 def file_digest(path, block=1 << 22):

@@ -118,10 +118,10 @@ def train_model(features, sweep_device, device, threads, fc, natt, attention, ep
     from .devices import use_device
     from .distributed import launch_training
     from .features import load_features
-    from .provenance import file_digest, source_digest
+    from .provenance import code_digest, file_digest
     from .train import train_model as train
     use_device(device, threads)  # first: an unusable device fails before the features load or msrun starts
-    inputs = {"features_sha256": file_digest(features), "code": source_digest("train")}
+    inputs = {"features_sha256": file_digest(features), "code": code_digest("train", "train_model")}
     job = dict(fc=fc, natt=natt, attention=attention, epochs=epochs, lr=lr, weight_decay=weight_decay,
                batch_size=batch_size, val_fraction=val_fraction, seed=seed, state_dir=state_dir,
                checkpoint_out=checkpoint_out, history_out=history_out, schedule=schedule,

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 from attention_clusters.config_check import check_config
 from attention_clusters.idx import MNIST_KEYS
+from attention_clusters.provenance import code_digest, script_step
 
 
 # Strict JSON-schema check (no unknown keys, whole numbers as integers): one error naming the key.
@@ -48,6 +49,14 @@ def mnist_files():
 # (snakemake/snakemake#1978): after a job with changed settings failed or was killed (and its
 # outputs were removed), the next run would keep the old results downstream. With the digest,
 # the consumer's own params have changed too, so it reruns and pulls the missing file again.
+
+
+def step_code(script):
+    """A rule's `code` param: the digest of the package code that workflow/scripts/<script>.py runs
+    (its step and every package definition the step uses). Snakemake tracks a rule's script but not
+    the modules it imports; with this param an edit to the package reruns exactly the jobs whose
+    code changed, and contents that did not change (a branch switch and back) rerun nothing."""
+    return code_digest(*script_step(workflow.source_path(f"../scripts/{script}.py")))
 
 
 def upstream(lineage):

@@ -9,6 +9,7 @@ rule noisy_mnist:
         images="results/data/noisy_{split}/images.npy",
         labels="results/data/noisy_{split}/labels.npy",
     params:
+        code=step_code("noisy_mnist"),
         upstream=upstream([mnist_settings()]),
         settings=noisy_settings,
     log:
@@ -33,6 +34,7 @@ rule flash_mnist:
         labels="results/data/flash_{split}/labels.npy",
         frame_digits="results/data/flash_{split}/frame_digits.npy",
     params:
+        code=step_code("flash_mnist"),
         upstream=upstream([mnist_settings()]),
         settings=flash_settings,
     log:

@@ -11,6 +11,7 @@ rule train_extractor:
         checkpoint="results/extractor/extractor.ckpt",
         metrics="results/extractor/metrics.json",
     params:
+        code=step_code("train_extractor"),
         upstream=upstream(noisy_lineage()),
         settings=extractor_settings(),
     log:

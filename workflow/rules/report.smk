@@ -15,6 +15,7 @@ rule attention_picture:
         ),
         weights="results/report/attention_fc{fc}.npz",
     params:
+        code=step_code("attention_picture"),
         upstream=lambda w: upstream(evaluated_lineage(SimpleNamespace(**picture_model(w)))),
         settings=picture_settings,
     log:
@@ -61,13 +62,13 @@ rule report:
             category="Training curves",
         ),
     params:
+        code=step_code("report"),
         upstream=upstream(sweep_lineage()),
         models=sweep_models(),
         devices=DEVICES,
         infer_device=config["inference"]["device"],
-        # The report records the merged config and the workflow's commit.
+        # The report records the merged config (and the commit of the script's checkout).
         config=config,
-        repository=workflow.basedir,
         data_steps=list(data_stage_benchmarks()),
         picture_names=[
             "{device} {attention} fc{fc} natt{natt} seed {seed}".format(**model)

@@ -9,6 +9,7 @@ rule train_model:
         history=f"{MODEL_DIR}/history.tsv",
         summary=f"{MODEL_DIR}/train.json",
     params:
+        code=step_code("train_model"),
         upstream=upstream(features_lineage("train")),
         settings=train_settings,
         # Resumable state (last epoch's weights, Adam, RNGs); not an output, so a killed
@@ -41,6 +42,7 @@ rule eval_model:
         metrics=f"{MODEL_DIR}/metrics.json",
         predictions=f"{MODEL_DIR}/test_predictions.npy",
     params:
+        code=step_code("eval_model"),
         upstream=lambda w: upstream(model_lineage(w) + features_lineage("test")),
         settings=eval_settings,
     log:
@@ -60,6 +62,7 @@ rule sweep_metrics:
     output:
         "results/metrics.tsv",
     params:
+        code=step_code("sweep_metrics"),
         upstream=upstream(sweep_lineage()),
     log:
         "logs/sweep_metrics.log",

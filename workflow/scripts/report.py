@@ -13,4 +13,4 @@ pictures = [{"name": name, "png": png, "predictions": predictions}
 run(snakemake, write_report, metrics_tsv=inp.metrics, models=models,
     data_benchmarks=dict(zip(params.data_steps, inp.data_benchmarks)), devices=params.devices,
     out_md=out.report, accuracy_png=out.accuracy, pictures=pictures, test_labels=inp.test_labels,
-    config=params.config, repository=params.repository)
+    config=params.config, repository=snakemake.scriptdir)
