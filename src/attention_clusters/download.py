@@ -5,7 +5,6 @@ clusters can point at a shared copy. Mirrors are tried in order, each with
 `retries` attempts; a file is only moved into place once its checksum matches.
 """
 
-import hashlib
 import logging
 import shutil
 import time
@@ -16,16 +15,13 @@ from pathlib import Path
 
 from . import WorkflowInputError
 from .atomic import atomic_path
+from .provenance import file_hash
 
 log = logging.getLogger("attention_clusters")
 
 
-def md5sum(path, block=1 << 20):
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
+def md5sum(path):
+    return file_hash(path, "md5").hexdigest()
 
 
 def _copy_from_mirror(mirror, name, dest, timeout):

@@ -15,7 +15,6 @@ generator of spawn_key (10 + pool index) so labels are mixed, as in MNIST's own 
 """
 
 import base64
-import hashlib
 import io
 import json
 import logging
@@ -31,6 +30,7 @@ import numpy as np
 from . import WorkflowInputError
 from .atomic import atomic_path
 from .idx import write_idx
+from .provenance import file_hash
 
 log = logging.getLogger("attention_clusters")
 
@@ -40,11 +40,7 @@ N_DIGITS = 10
 
 def integrity_of(path):
     """The npm-style integrity string ("sha512-<base64>") of a file."""
-    digest = hashlib.sha512()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return "sha512-" + base64.b64encode(digest.digest()).decode()
+    return "sha512-" + base64.b64encode(file_hash(path, "sha512").digest()).decode()
 
 
 def _how_to_provide(package, version):

@@ -20,13 +20,18 @@ def _module_path(name):
     return path if path.exists() else PACKAGE_DIR / name.replace(".", "/") / "__init__.py"
 
 
-def file_digest(path, block=1 << 22):
-    """sha256 (hex) of a file's content."""
-    digest = hashlib.sha256()
+def file_hash(path, algorithm="sha256", block=1 << 22):
+    """The hashlib object of `algorithm` over a file's content, read in blocks."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         while chunk := handle.read(block):
             digest.update(chunk)
-    return digest.hexdigest()
+    return digest
+
+
+def file_digest(path):
+    """sha256 (hex) of a file's content."""
+    return file_hash(path).hexdigest()
 
 
 # --- Code digests at the level of definitions -------------------------------------------------
