@@ -27,4 +27,5 @@ test: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/data_stage.py
 	$(BIN)/python benchmarks/train_speed.py
+	$(BIN)/python benchmarks/job_layout.py
 	$(BIN)/python benchmarks/inference_speed.py
