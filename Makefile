@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test quick bench
+.PHONY: run test quick bench publish
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,3 +29,14 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/train_speed.py
 	$(BIN)/python benchmarks/job_layout.py
 	$(BIN)/python benchmarks/inference_speed.py
+
+# Copy a finished run's report, metrics and plots, unedited, into docs/results/$(RUN)/ to commit:
+#   make publish RUN=paper_real
+publish:
+	@test -n "$(RUN)" || { echo "usage: make publish RUN=<name> (copies results/ into docs/results/<name>/)"; exit 2; }
+	@test -f results/report.md || { echo "results/report.md: not found; run snakemake first"; exit 2; }
+	@test ! -e docs/results/$(RUN) || { echo "docs/results/$(RUN) exists; choose another RUN or remove it"; exit 2; }
+	mkdir -p docs/results/$(RUN).part
+	cp results/report.md results/metrics.tsv docs/results/$(RUN).part/
+	cp -r results/report docs/results/$(RUN).part/report
+	mv docs/results/$(RUN).part docs/results/$(RUN)

@@ -163,7 +163,7 @@ def test_nan_loss_stops_with_clear_error(tmp_path):
 
 
 def test_sweep_table_errors(tmp_path):
-    rows = read_sweep(ROOT / "config/sweep.tsv")
+    rows = read_sweep(ROOT / "config/sweep_seed.tsv")
     assert len(rows) == 16 and rows[0] == {"fc": 1, "natt": 1, "lr": 1e-4, "weight_decay": 0.0, "epochs": 200,
                                            "batch_size": None, "schedule": "constant", "warmup_epochs": 0.0,
                                            "patience": 0}

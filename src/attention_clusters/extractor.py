@@ -231,14 +231,23 @@ def evaluate(classifier, images, labels, batch_size=2048):
 
 
 def train_extractor(train_images, train_labels, test_images, test_labels, epochs, batch_size, lr, seed,
-                    checkpoint_out):
-    """Pre-train on Noisy-MNIST with Adam and NLL loss; save the checkpoint; return metrics."""
+                    checkpoint_out, schedule="constant", warmup_epochs=0.0):
+    """Pre-train on Noisy-MNIST with Adam and NLL loss; save the checkpoint; return metrics.
+
+    `schedule` as the sweep's (train.learning_rates): `constant` is the seed's; `cosine` anneals
+    lr to 0, which took the noisy-test accuracy of 10 epochs on real digits from an oscillating
+    97.1-97.7 % to a steady 97.7 % (docs/real-digits.md).
+    """
     import mindspore as ms
     from mindspore import nn
+    from .train import learning_rates
 
     net = build_network(seed)
     pretrain, classifier = pretraining_cells(net)
-    optimizer = nn.Adam(net.trainable_params(), learning_rate=lr)
+    steps_per_epoch = train_images.shape[0] // batch_size
+    rates = learning_rates(schedule, lr, epochs, steps_per_epoch, warmup_epochs)
+    optimizer = nn.Adam(net.trainable_params(),
+                        learning_rate=rates if isinstance(rates, float) else ms.Tensor(rates))
     # nn.TrainOneStepCell: an @ms.jit function around ms.value_and_grad ran several times
     # slower on MindSpore 2.10's CPU backend.
     train_step = nn.TrainOneStepCell(pretrain, optimizer)
@@ -246,7 +255,6 @@ def train_extractor(train_images, train_labels, test_images, test_labels, epochs
 
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7,)))
     dropout_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(8,)))
-    steps_per_epoch = train_images.shape[0] // batch_size
     history = []
     started = time.perf_counter()
     # Compile the step's graph before the first epoch's clock starts (shapes only, no update).
@@ -281,7 +289,8 @@ def train_extractor(train_images, train_labels, test_images, test_labels, epochs
                         "images_per_second": steps_per_epoch * batch_size / seconds,
                         "test_accuracy": accuracy})
     save_extractor(net, checkpoint_out)
-    return {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
+    return {"epochs": epochs, "batch_size": batch_size, "lr": lr, "schedule": schedule,
+            "warmup_epochs": warmup_epochs, "seed": seed,
             "train_images": int(train_images.shape[0]), "test_images": int(test_images.shape[0]),
             "test_accuracy": history[-1]["test_accuracy"],
             "train_seconds": time.perf_counter() - started, "history": history}

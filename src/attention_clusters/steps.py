@@ -79,12 +79,12 @@ def flash_mnist(mnist_paths, histogram, split, repeats, frames, min_appearances,
 
 
 def train_extractor(train_images, train_labels, test_images, test_labels, device, threads,
-                    epochs, batch_size, lr, seed, checkpoint_out, metrics_out):
+                    epochs, batch_size, lr, schedule, warmup_epochs, seed, checkpoint_out, metrics_out):
     from .devices import use_device
     from .extractor import train_extractor as train
     use_device(device, threads)
     metrics = train(load_npy(train_images), load_npy(train_labels), load_npy(test_images), load_npy(test_labels),
-                    epochs, batch_size, lr, seed, checkpoint_out)
+                    epochs, batch_size, lr, seed, checkpoint_out, schedule=schedule, warmup_epochs=warmup_epochs)
     metrics["device"] = device
     _write_json(metrics_out, metrics)
     log.info("extractor: noisy-test accuracy %.4f", metrics["test_accuracy"])

@@ -130,7 +130,7 @@ def flash_settings(wildcards):
 
 
 def extractor_settings():
-    keys = ("epochs", "batch_size", "lr", "seed")
+    keys = ("epochs", "batch_size", "lr", "schedule", "warmup_epochs", "seed")
     return {"device": target(config["extractor"]["device"])} | {key: config["extractor"][key] for key in keys}
 
 
@@ -199,6 +199,16 @@ def train_settings(wildcards):
         "seed": int(wildcards.seed),
         "workers": config["distributed"]["workers"],
     }
+
+
+def train_priority(wildcards):
+    """Longest training first, so that no long job starts last and leaves the other cores idle:
+    a job's cost is about epochs x (8 + natt) (one sample's time grows with natt from about
+    8 units' worth at natt 1, benchmarks/job_layout.py), over sqrt(batch size) (bigger batches
+    train more samples/s). Priorities only order ready jobs; they change no result."""
+    row = SWEEP[(int(wildcards.fc), int(wildcards.natt))]
+    batch = row["batch_size"] or config["train"]["batch_size"]
+    return int(row["epochs"] * (8 + row["natt"]) * 16 / batch**0.5)
 
 
 def eval_settings(wildcards):

@@ -18,6 +18,7 @@ rule train_model:
         state_dir=f"{MODEL_DIR}/state",
         # msrun's own and its ranks' logs, when distributed.workers > 1.
         worker_logs="logs/train_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.workers",
+    priority: train_priority
     log:
         "logs/train_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",
     benchmark:
