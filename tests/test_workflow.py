@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -134,7 +135,7 @@ def test_editing_one_rows_settings_reruns_that_row_only(tiny_run, edit):
         table.write_text(original)
     # fc2/natt4 is also the fc2 model whose attention the report draws.
     assert jobs == {"train_model": 1, "eval_model": 1, "sweep_metrics": 1, "export_model": 1, "infer_310": 1,
-                    "postprocess_310": 1, "attention_picture": 1, "report": 1, "all": 1}
+                    "postprocess_310": 1, "attention_picture": 1, "plot_curves": 1, "report": 1, "all": 1}
 
 
 def test_changing_extractor_epochs_reruns_features_and_every_model(tiny_run):
@@ -142,7 +143,7 @@ def test_changing_extractor_epochs_reruns_features_and_every_model(tiny_run):
     jobs = planned_jobs(run_snakemake(tiny_run, *TINY_AND_TEST, "--dry-run"))
     assert jobs == {"train_extractor": 1, "extract_features": 2, "train_model": 2, "eval_model": 2,
                     "sweep_metrics": 1, "export_model": 2, "preprocess_310": 1, "infer_310": 2,
-                    "postprocess_310": 2, "attention_picture": 2, "report": 1, "all": 1}
+                    "postprocess_310": 2, "attention_picture": 2, "plot_curves": 2, "report": 1, "all": 1}
 
 
 def test_report_and_inference(tiny_run):
@@ -186,6 +187,35 @@ def test_changing_a_checkpoint_reruns_that_models_chain(tiny_run):
     assert "Nothing to be done" in run_snakemake(tiny_run, *TINY, "--dry-run").stdout
 
 
+def _report_variable(html, name):
+    """A JSON variable of Snakemake's HTML report (`var results = {...};`)."""
+    line = next(line.strip() for line in html.splitlines() if line.strip().startswith(f"var {name} = "))
+    return json.loads(line[len(f"var {name} = "):].rstrip(";"))
+
+
+def test_snakemakes_report_archive_has_every_models_entries_labelled(tiny_run, tmp_path):
+    archive = tmp_path / "report.zip"
+    run_snakemake(tiny_run, *TINY, "--report", str(archive))
+    with zipfile.ZipFile(archive) as handle:
+        html = handle.read(next(name for name in handle.namelist() if name.endswith("report.html"))).decode()
+        stored = handle.namelist()
+    results, categories = _report_variable(html, "results"), _report_variable(html, "categories")
+    models = {("CPU", "shift", "1", "2", "1"), ("CPU", "shift", "2", "4", "1")}
+    for category in ("Accuracy", "Training curves", "Attention", "Inference"):
+        entries = [results[path] for paths in categories[category].values() for path in paths]
+        labelled = [entry for entry in entries if entry["labels"]]
+        assert {tuple(entry["labels"][key] for key in ("device", "attention", "fc", "natt", "seed"))
+                for entry in labelled} == models, category
+        for entry in labelled:
+            assert f"natt{entry['labels']['natt']}" in entry["caption"] or category == "Attention"
+            assert any(name.endswith(entry["filename"]) for name in stored), entry["filename"]
+    # The sweep-wide entries: the report itself and top-1 against natt, without model labels.
+    assert [results[path]["filename"] for path in categories["Report"][next(iter(categories["Report"]))]] == \
+        ["report.md"]
+    assert any(results[path]["filename"].endswith("top1_vs_natt.png")
+               for path in categories["Accuracy"]["All models"])
+
+
 def test_attention_pictures_use_the_models_weights(tiny_run):
     import mindspore as ms  # noqa: F401  (only to skip cleanly where MindSpore is missing)
     from attention_clusters.attention_pictures import attention_weights
@@ -210,7 +240,8 @@ def test_two_attention_kinds_and_two_seeds_plan_exactly_their_jobs(tiny_run):
     (tiny_run / "config/test.yaml").write_text("sweep:\n  attention: [shift, noshift]\n  seeds: [1, 2]\n")
     proc = run_snakemake(tiny_run, *TINY_AND_TEST, "--dry-run")
     # 2 rows x 2 kinds x 2 seeds = 8 models, 2 of which (shift, seed 1) exist already.
-    per_model = {"train_model": 6, "eval_model": 6, "export_model": 6, "infer_310": 6, "postprocess_310": 6}
+    per_model = {"train_model": 6, "eval_model": 6, "export_model": 6, "infer_310": 6, "postprocess_310": 6,
+                 "plot_curves": 6}
     assert planned_jobs(proc) == {**per_model, "sweep_metrics": 1, "report": 1, "all": 1}
     planned = set(re.findall(r"output: results/sweep/CPU/(\w+)/(fc\d_natt\d)/seed(\d)/model\.ckpt", proc.stdout))
     assert planned == {(a, m, s) for a in ("shift", "noshift") for m in ("fc1_natt2", "fc2_natt4")
@@ -395,7 +426,8 @@ def _edit(path, old, new):
     path.write_text(text.replace(old, new, 1))
 
 
-PER_MODEL = ("train_model", "eval_model", "export_model", "infer_310", "postprocess_310", "attention_picture")
+PER_MODEL = ("train_model", "eval_model", "export_model", "infer_310", "postprocess_310", "attention_picture",
+             "plot_curves")
 
 
 @pytest.mark.parametrize("module,old,new,expected", [

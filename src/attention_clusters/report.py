@@ -150,6 +150,12 @@ def plot_history(history_tsv, title, out):
     plt.close(fig)
 
 
+def plot_curves(history, device, attention, fc, natt, seed, out):
+    """One model's training curve (the workflow's per-model `plot_curves` step)."""
+    model = {"attention": attention, "fc": fc, "natt": natt, "seed": seed}
+    plot_history(history, f"{device} {model_name(model)}", out)
+
+
 def benchmark_seconds(path):
     rows = read_tsv(path)
     return float(rows[0]["s"]) if rows else None
@@ -224,8 +230,8 @@ def confusion_lines(pictures, test_labels):
 
 def write_report(metrics_tsv, models, data_benchmarks, devices, out_md, accuracy_png, pictures=(), test_labels=None,
                  config=None, repository="."):
-    """`models`: dicts with device, attention, fc, natt, seed, history, infer_metrics, train_benchmark, curve_png,
-    summary (the training job's train.json). `pictures`: dicts with name, png, predictions (the attention
+    """`models`: dicts with device, attention, fc, natt, seed, history, infer_metrics, train_benchmark, curve_png
+    (drawn by plot_curves), summary (the training job's train.json). `pictures`: dicts with name, png, predictions (the attention
     pictures' models). `config` (the merged config) and `repository` (the workflow's checkout) go into the
     record of the run."""
     rows = read_tsv(metrics_tsv)
@@ -233,8 +239,6 @@ def write_report(metrics_tsv, models, data_benchmarks, devices, out_md, accuracy
     out_md = Path(out_md)
     rel = lambda p: Path(p).resolve().relative_to(out_md.parent.resolve()).as_posix()  # noqa: E731
     plot_accuracy(groups, devices, accuracy_png)
-    for model in models:
-        plot_history(model["history"], f"{model['device']} {model_name(model)}", model["curve_png"])
 
     seeds = sorted({r["seed"] for r in rows})
     lines = ["# Attention Clusters on Flash-MNIST: results", ""]

@@ -158,6 +158,16 @@ wildcard_constraints:
     seed="[0-9]+",
 
 
+# How Snakemake's report (`snakemake --report report.zip`) labels a model's entries.
+MODEL_LABELS = {"device": "{device}", "attention": "{attention}", "fc": "{fc}", "natt": "{natt}", "seed": "{seed}"}
+CURVE_PNG = "results/report/curves/{device}_{attention}_fc{fc}_natt{natt}_seed{seed}.png"
+
+
+def picture_labels(wildcards):
+    """The report labels of an attention picture: the model it shows."""
+    return {key: str(value) for key, value in picture_model(wildcards).items() if key in MODEL_LABELS}
+
+
 def sweep_outputs(pattern):
     """`pattern` formatted for every model of the sweep."""
     return [
@@ -329,7 +339,7 @@ def every_output():
         + per_split
         + [f"results/features/feature_{split}.pkl" for split in SPLITS]
         + ["results/infer/feature_test.bin", "results/infer/label_test.bin", "results/metrics.tsv"]
-        + [path for pattern in per_model for path in sweep_outputs(pattern)]
+        + [path for pattern in per_model + [CURVE_PNG] for path in sweep_outputs(pattern)]
         + [f"results/report/attention_fc{fc}.{ext}" for fc in sorted(attention_picture_models()) for ext in ("png", "npz")]
     )
 

@@ -70,7 +70,12 @@ rule postprocess_310:
         timing=f"{MODEL_DIR}/infer/latency.json",
         eval_predictions=f"{MODEL_DIR}/test_predictions.npy",
     output:
-        f"{MODEL_DIR}/infer/metrics.json",
+        report(
+            f"{MODEL_DIR}/infer/metrics.json",
+            caption="../report/inference.rst",
+            category="Inference",
+            labels=MODEL_LABELS,
+        ),
     params:
         code=step_code("postprocess_310"),
         upstream=lambda w: upstream(evaluated_lineage(w)),

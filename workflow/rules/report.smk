@@ -12,6 +12,7 @@ rule attention_picture:
             "results/report/attention_fc{fc}.png",
             caption="../report/attention.rst",
             category="Attention",
+            labels=picture_labels,
         ),
         weights="results/report/attention_fc{fc}.npz",
     params:
@@ -27,6 +28,26 @@ rule attention_picture:
         "../envs/mindspore.yaml"
     script:
         "../scripts/attention_picture.py"
+
+
+rule plot_curves:
+    input:
+        history=f"{MODEL_DIR}/history.tsv",
+    output:
+        png=report(CURVE_PNG, caption="../report/curves.rst", category="Training curves", labels=MODEL_LABELS),
+    params:
+        code=step_code("plot_curves"),
+        upstream=lambda w: upstream(model_lineage(w)),
+        settings=lambda w: {"device": w.device, "attention": w.attention, "fc": int(w.fc), "natt": int(w.natt),
+                            "seed": int(w.seed)},
+    log:
+        "logs/plot_curves/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",
+    threads: 1
+    localrule: True
+    conda:
+        "../envs/mindspore.yaml"
+    script:
+        "../scripts/plot_curves.py"
 
 
 rule report:
@@ -47,6 +68,7 @@ rule report:
             for _, model in sorted(attention_picture_models().items())
         ],
         test_labels="results/data/flash_test/labels.npy",
+        curves=sweep_outputs(CURVE_PNG),
     output:
         report=report(
             "results/report.md", caption="../report/report_md.rst", category="Report"
@@ -55,11 +77,7 @@ rule report:
             "results/report/top1_vs_natt.png",
             caption="../report/accuracy.rst",
             category="Accuracy",
-        ),
-        curves=report(
-            sweep_outputs("results/report/curves/{device}_{attention}_fc{fc}_natt{natt}_seed{seed}.png"),
-            caption="../report/curves.rst",
-            category="Training curves",
+            subcategory="All models",
         ),
     params:
         code=step_code("report"),

@@ -40,7 +40,13 @@ rule eval_model:
         checkpoint=f"{MODEL_DIR}/model.ckpt",
         summary=f"{MODEL_DIR}/train.json",
     output:
-        metrics=f"{MODEL_DIR}/metrics.json",
+        metrics=report(
+            f"{MODEL_DIR}/metrics.json",
+            caption="../report/model_accuracy.rst",
+            category="Accuracy",
+            subcategory="Per model",
+            labels=MODEL_LABELS,
+        ),
         predictions=f"{MODEL_DIR}/test_predictions.npy",
     params:
         code=step_code("eval_model"),

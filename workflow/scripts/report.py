@@ -6,7 +6,7 @@ models = [
     {**model, "history": history, "infer_metrics": infer, "train_benchmark": benchmark, "curve_png": curve,
      "summary": summary, "infer_device": params.infer_device}
     for model, history, infer, benchmark, curve, summary in zip(
-        params.models, inp.histories, inp.infer, inp.train_benchmarks, out.curves, inp.summaries)
+        params.models, inp.histories, inp.infer, inp.train_benchmarks, inp.curves, inp.summaries)
 ]
 pictures = [{"name": name, "png": png, "predictions": predictions}
             for name, png, predictions in zip(params.picture_names, inp.pictures, inp.picture_predictions)]
