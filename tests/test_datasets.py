@@ -70,10 +70,10 @@ def test_flash_semantics(tmp_path, marked_mnist):
             if slots.size == 2:
                 assert not np.array_equal(videos[video, slots[0]], videos[video, slots[1]])
     # Both 1 and 2 appearances happen, and positions vary (the frames are shuffled).
-    counts = (frame_digits[video_labels == 1] == 0).sum(axis=1)
     all_counts = [(frame_digits[v] == d).sum() for v in range(len(video_labels)) for d in digits_of(int(video_labels[v]))]
     assert set(all_counts) == {1, 2}
-    assert len({int(np.nonzero(frame_digits[v] == 0)[0][0]) for v in np.nonzero(video_labels == 1)[0]}) > 1 or counts.size < 2
+    # Where digit 0 first flashes, over the 1,536 videos that show it: spread over the 25 frames.
+    assert len({int(np.nonzero(frame_digits[v] == 0)[0][0]) for v in np.nonzero(video_labels & 1)[0]}) > 10
     # Label 0 is all noise.
     assert (frame_digits[video_labels == 0] == -1).all()
 

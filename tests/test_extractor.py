@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-ms = pytest.importorskip("mindspore")
+import mindspore as ms
 from mindspore import nn, ops  # noqa: E402
 
 from attention_clusters.devices import use_device  # noqa: E402

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-ms = pytest.importorskip("mindspore")
+import mindspore as ms
 
 from attention_clusters import WorkflowInputError  # noqa: E402
 from attention_clusters.checkpoints import save_model  # noqa: E402

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ms = pytest.importorskip("mindspore")
+import mindspore as ms
 
 from attention_clusters import WorkflowInputError  # noqa: E402
 from attention_clusters.devices import use_device  # noqa: E402
