@@ -230,9 +230,9 @@ def confusion_lines(pictures, test_labels):
 
 def write_report(metrics_tsv, models, data_benchmarks, devices, out_md, accuracy_png, pictures=(), test_labels=None,
                  config=None, repository="."):
-    """`models`: dicts with device, attention, fc, natt, seed, history, infer_metrics, train_benchmark, curve_png
-    (drawn by plot_curves), summary (the training job's train.json). `pictures`: dicts with name, png, predictions (the attention
-    pictures' models). `config` (the merged config) and `repository` (the workflow's checkout) go into the
+    """`models`: dicts with device, attention, fc, natt, seed, history, infer_metrics, train_benchmark,
+    curve_png (drawn by plot_curves), summary (the training job's train.json). `pictures`: dicts with name,
+    png, predictions (the attention pictures' models). `config` (the merged config) and `repository` (the workflow's checkout) go into the
     record of the run."""
     rows = read_tsv(metrics_tsv)
     groups = group(rows)
