@@ -240,14 +240,13 @@ def train_extractor(train_images, train_labels, test_images, test_labels, epochs
     """
     import mindspore as ms
     from mindspore import nn
-    from .train import learning_rates
+    from .train import adam_learning_rate, learning_rates
 
     net = build_network(seed)
     pretrain, classifier = pretraining_cells(net)
     steps_per_epoch = train_images.shape[0] // batch_size
     rates = learning_rates(schedule, lr, epochs, steps_per_epoch, warmup_epochs)
-    optimizer = nn.Adam(net.trainable_params(),
-                        learning_rate=rates if isinstance(rates, float) else ms.Tensor(rates))
+    optimizer = nn.Adam(net.trainable_params(), learning_rate=adam_learning_rate(rates))
     # nn.TrainOneStepCell: an @ms.jit function around ms.value_and_grad ran several times
     # slower on MindSpore 2.10's CPU backend.
     train_step = nn.TrainOneStepCell(pretrain, optimizer)

@@ -134,6 +134,15 @@ def learning_rates(schedule, lr, epochs, steps_per_epoch, warmup_epochs=0.0):
     return rates.astype(np.float32)
 
 
+def adam_learning_rate(rates):
+    """learning_rates()'s result as nn.Adam's `learning_rate`: the float itself, or a Tensor of
+    the per-step rates (MindSpore's dynamic learning rate: entry global_step at each step)."""
+    if isinstance(rates, float):
+        return rates
+    import mindspore as ms
+    return ms.Tensor(rates)
+
+
 def make_train_step(model, lr, weight_decay):
     """(step(x, y, keep) -> the batch's summed loss, optimizer): Adam on softmax cross-entropy.
 
@@ -166,10 +175,7 @@ def make_train_step(model, lr, weight_decay):
     # shifting parameters are named w and b). Without groups nn.Adam exempts names containing
     # "beta" or "gamma" (meant for batch norm): our beta kept its size while alpha decayed.
     params = [{"params": model.trainable_params(), "weight_decay": weight_decay}]
-    if not isinstance(lr, float):
-        import mindspore as ms
-        lr = ms.Tensor(lr)  # MindSpore's dynamic learning rate: entry global_step at each step
-    optimizer = nn.Adam(params, learning_rate=lr, weight_decay=weight_decay)
+    optimizer = nn.Adam(params, learning_rate=adam_learning_rate(lr), weight_decay=weight_decay)
     step = nn.TrainOneStepCell(LossWithDropout(model), optimizer)
     step.set_train(True)
     return step, optimizer

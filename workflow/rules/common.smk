@@ -216,9 +216,8 @@ def train_priority(wildcards):
     a job's cost is about epochs x (8 + natt) (one sample's time grows with natt from about
     8 units' worth at natt 1, benchmarks/job_layout.py), over sqrt(batch size) (bigger batches
     train more samples/s). Priorities only order ready jobs; they change no result."""
-    row = SWEEP[(int(wildcards.fc), int(wildcards.natt))]
-    batch = row["batch_size"] or config["train"]["batch_size"]
-    return int(row["epochs"] * (8 + row["natt"]) * 16 / batch**0.5)
+    job = train_settings(wildcards)
+    return int(job["epochs"] * (8 + job["natt"]) * 16 / job["batch_size"] ** 0.5)
 
 
 def eval_settings(wildcards):
