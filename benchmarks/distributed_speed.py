@@ -51,9 +51,10 @@ def run(workdir, features, fc, natt, workers, epochs, threads):
     """The workflow's train_model step (msrun when workers > 1); returns the history and wall seconds."""
     out = workdir / f"fc{fc}_natt{natt}_w{workers}"
     out.mkdir(parents=True)
-    spec = dict(features=str(features), sweep_device="CPU", device="CPU", threads=threads, fc=fc, natt=natt,
-                attention="shift", epochs=epochs, lr=5e-4, weight_decay=1e-4, batch_size=64, val_fraction=0.1,
-                seed=1, state_dir=str(out / "state"), checkpoint_out=str(out / "model.ckpt"),
+    job = dict(fc=fc, natt=natt, attention="shift", epochs=epochs, lr=5e-4, weight_decay=1e-4, batch_size=64,
+               val_fraction=0.1, seed=1)
+    spec = dict(features=str(features), sweep_device="CPU", device="CPU", threads=threads, job=job,
+                state_dir=str(out / "state"), checkpoint_out=str(out / "model.ckpt"),
                 history_out=str(out / "history.tsv"), summary_out=str(out / "train.json"), workers=workers,
                 worker_logs=str(out / "logs"))
     (out / "spec.json").write_text(json.dumps(spec))

@@ -27,7 +27,8 @@ def worker(fc, natt, batch, threads, seconds):
     import mindspore as ms
     from attention_clusters.devices import use_device
     from attention_clusters.model import build_model
-    from attention_clusters.train import dropout_keep, make_train_step
+    from attention_clusters.layers import dropout_keep
+    from attention_clusters.train import make_train_step
 
     use_device("CPU", threads)
     rng = np.random.default_rng(0)

@@ -24,7 +24,8 @@ def make_stepper(fc, natt):
     """A function running one workflow training step of fc/natt on a random batch."""
     import mindspore as ms
     from attention_clusters.model import build_model
-    from attention_clusters.train import dropout_keep, make_train_step
+    from attention_clusters.layers import dropout_keep
+    from attention_clusters.train import make_train_step
 
     model = build_model(fc, natt)
     train_step, _ = make_train_step(model, 5e-4, 1e-4)

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from attention_clusters import WorkflowInputError
-from attention_clusters.flash_mnist import N_CLASSES, digits_of, write_flash_mnist
+from attention_clusters.constants import N_CLASSES
+from attention_clusters.flash_mnist import digits_of, write_flash_mnist
 from attention_clusters.noise import NoiseSampler, pixel_histogram
 from attention_clusters.noisy_mnist import NOISE_CLASS, write_noisy_mnist
 

@@ -42,8 +42,9 @@ def _features(path, k, seed, poison=False):
 
 def _launch(tmp_path, features, **overrides):
     out = tmp_path / "model"
-    spec = dict(JOB, features=str(features), device="CPU", threads=2, state_dir=str(out / "state"),
-                checkpoint_out=str(out / "model.ckpt"), history_out=str(out / "history.tsv"), **overrides)
+    spec = dict(job=dict(JOB, **overrides), features=str(features), device="CPU", threads=2,
+                state_dir=str(out / "state"), checkpoint_out=str(out / "model.ckpt"),
+                history_out=str(out / "history.tsv"))
     rule_log = tmp_path / "train.log"
     rule_log.touch()
     return launch_training(spec, 2, tmp_path / "workers", rule_log), out, rule_log
@@ -51,7 +52,8 @@ def _launch(tmp_path, features, **overrides):
 
 def test_two_workers_average_gradients_and_reach_the_one_worker_range(tmp_path):
     from attention_clusters.devices import use_device
-    from attention_clusters.train import evaluate, load_model
+    from attention_clusters.metrics import evaluate
+    from attention_clusters.model import load_model
     use_device("CPU", 2)
     summary, out, rule_log = _launch(tmp_path, _features(tmp_path / "feature_train.pkl", 6, 0))
     assert summary["workers"] == 2 and summary["epochs"] == 6

@@ -5,7 +5,9 @@ import mindspore as ms
 from mindspore import nn, ops  # noqa: E402
 
 from attention_clusters.devices import use_device  # noqa: E402
-from attention_clusters.extractor import build_network, extract_video_features, feature_function, load_extractor, train_extractor  # noqa: E402
+from attention_clusters.extractor import (PlainFrameFeatureExtractor, build_network, dropout_masks,  # noqa: E402
+                                          extract_video_features, feature_function, load_extractor,
+                                          pretraining_cells, train_extractor)
 from attention_clusters.noise import NoiseSampler, pixel_histogram  # noqa: E402
 from attention_clusters.noisy_mnist import write_noisy_mnist  # noqa: E402
 
@@ -15,32 +17,10 @@ def cpu():
     use_device("CPU", 2)
 
 
-class ReferenceExtractor(nn.Cell):
-    """The extractor written plainly with nn.Conv2d, as the seed did."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 10, 5, pad_mode="valid", has_bias=True)
-        self.conv2 = nn.Conv2d(10, 20, 5, pad_mode="valid", has_bias=True)
-        self.fc1 = nn.Dense(320, 50)
-        self.pool = nn.MaxPool2d(2, 2)
-
-    def construct(self, frames):
-        x = (ops.cast(frames, ms.float32) / 255.0 - 0.1307) / 0.3081
-        x = x.reshape(x.shape[0], 1, 28, 28)
-        x = ops.relu(self.pool(self.conv1(x)))
-        x = ops.relu(self.pool(self.conv2(x)))
-        x = x.reshape(x.shape[0], -1)
-        return ops.log_softmax(ops.relu(self.fc1(x)), axis=1)
-
-
 def test_banded_network_equals_conv2d_reference():
     net = build_network(3)
-    ref = ReferenceExtractor()
+    ref = PlainFrameFeatureExtractor().load_from(net)
     ref.set_train(False)
-    for name in ("conv1", "conv2", "fc1"):
-        getattr(ref, name).weight.set_data(getattr(net, f"{name}_weight").value())
-        getattr(ref, name).bias.set_data(getattr(net, f"{name}_bias").value())
     frames = np.random.default_rng(0).integers(0, 256, (96, 28, 28)).astype(np.uint8)
     ours = feature_function(net)(frames)
     theirs = ref(ms.Tensor(frames)).asnumpy()
@@ -52,12 +32,10 @@ def test_banded_network_equals_conv2d_reference():
 def test_hand_written_backward_equals_conv2d_reference_gradients():
     """The band products' and max-pools' own backward passes give the gradients that
     MindSpore's autodiff gives for the plain nn.Conv2d / nn.MaxPool2d network."""
-    from attention_clusters.extractor import dropout_masks, pretraining_cells
-
     class ReferencePretraining(nn.Cell):
         def __init__(self):
             super().__init__()
-            self.trunk = ReferenceExtractor()
+            self.trunk = PlainFrameFeatureExtractor()
             self.fc2 = nn.Dense(50, 11)
             self.loss = nn.NLLLoss()
 
@@ -136,7 +114,6 @@ def test_corrupt_checkpoint_names_file(tmp_path):
 def test_pretraining_loss_stays_finite_for_large_logit_gaps():
     """The pre-training loss is the true cross-entropy even when a target's logit is far below the largest
     (MindSpore's fused SparseSoftmaxCrossEntropyWithLogits returns inf there on CPU)."""
-    from attention_clusters.extractor import dropout_masks, pretraining_cells
     net = build_network(2)
     net.fc2_weight.set_data(ms.Tensor(net.fc2_weight.asnumpy() * 500))
     pretrain, classifier = pretraining_cells(net)

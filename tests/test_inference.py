@@ -10,7 +10,8 @@ from attention_clusters.checkpoints import save_model  # noqa: E402
 from attention_clusters.devices import use_device  # noqa: E402
 from attention_clusters.inference import export_mindir, infer, load_mindir, postprocess, read_raw  # noqa: E402
 from attention_clusters.model import build_model  # noqa: E402
-from attention_clusters.train import evaluate, load_model  # noqa: E402
+from attention_clusters.metrics import evaluate  # noqa: E402
+from attention_clusters.model import load_model  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -15,11 +15,14 @@ import mindspore as ms
 from attention_clusters import WorkflowInputError  # noqa: E402
 from attention_clusters.devices import use_device  # noqa: E402
 from attention_clusters.flash_mnist import video_plan  # noqa: E402
-from attention_clusters.model import build_model, inspection_cell, parameter_count  # noqa: E402
+from attention_clusters.layers import dropout_keep  # noqa: E402
+from attention_clusters.metrics import evaluate  # noqa: E402
+from attention_clusters.model import (PlainAttentionCluster, build_model, inspection_cell, load_model,  # noqa: E402
+                                      parameter_count)
+from attention_clusters.schedules import learning_rates  # noqa: E402
 from attention_clusters.sweep import read_sweep  # noqa: E402
 from attention_clusters.checkpoints import save_model  # noqa: E402
-from attention_clusters.train import (dropout_keep, evaluate, learning_rates, load_model,  # noqa: E402
-                                      split_validation, train_model)
+from attention_clusters.train import TrainConfig, split_validation, train_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,9 +77,8 @@ def test_zero_unit_output_does_not_divide_by_zero():
 
 def test_short_training_is_far_above_chance(tmp_path):
     feats, labels = synthetic_flash_features(6)
-    summary = train_model(feats, labels, fc=1, natt=16, attention="shift", epochs=6, lr=5e-3, weight_decay=0.0,
-                          batch_size=64, val_fraction=0.1, seed=1, state_dir=tmp_path / "state",
-                          checkpoint_out=tmp_path / "model.ckpt", history_out=tmp_path / "history.tsv")
+    config = TrainConfig(fc=1, natt=16, epochs=6, lr=5e-3, weight_decay=0.0, batch_size=64)
+    summary = train_model(feats, labels, config, state_dir=tmp_path / "state", checkpoint_out=tmp_path / "model.ckpt", history_out=tmp_path / "history.tsv")
     test_feats, test_labels = synthetic_flash_features(1, seed=5)
     model = load_model(tmp_path / "model.ckpt", 1, 16)
     top1, top5, _ = evaluate(model, test_feats, test_labels)
@@ -110,13 +112,13 @@ TRAIN_SCRIPT = """
 import sys, numpy as np
 sys.path.insert(0, {tests!r})
 from attention_clusters.devices import use_device
-from attention_clusters.train import train_model
+from attention_clusters.train import TrainConfig, train_model
 from test_model import synthetic_flash_features
 use_device("CPU", 2)
 feats, labels = synthetic_flash_features(2)
 out = sys.argv[1]
-train_model(feats, labels, 2, 4, "shift", 6, 1e-3, 1e-4, 64, 0.1, 1, out + "/state", out + "/model.ckpt",
-            out + "/history.tsv")
+config = TrainConfig(fc=2, natt=4, epochs=6, lr=1e-3, weight_decay=1e-4, batch_size=64)
+train_model(feats, labels, config, out + "/state", out + "/model.ckpt", out + "/history.tsv")
 """
 
 
@@ -157,8 +159,8 @@ def test_nan_loss_stops_with_clear_error(tmp_path):
     feats, labels = synthetic_flash_features(1)
     feats[:] = np.nan
     with pytest.raises(FloatingPointError, match=r"epoch 1 step 1: loss is nan; stopping"):
-        train_model(feats, labels, 1, 2, "shift", 2, 1e-3, 0.0, 64, 0.1, 1, tmp_path / "s", tmp_path / "m.ckpt",
-                    tmp_path / "h.tsv")
+        train_model(feats, labels, TrainConfig(fc=1, natt=2, epochs=2, lr=1e-3, weight_decay=0.0, batch_size=64),
+                    tmp_path / "s", tmp_path / "m.ckpt", tmp_path / "h.tsv")
     assert not (tmp_path / "m.ckpt").exists()
 
 
@@ -213,33 +215,17 @@ def test_step_loss_is_summed_over_the_batch_as_in_the_seed():
     np.testing.assert_allclose(loss, summed, rtol=1e-4)
 
 
-from mindspore import ops  # noqa: E402
-
-
 class PlainAttentionClusterLoss(ms.nn.Cell):
-    """The network's summed training loss written with plain operations (autodiff everywhere), on the
-    parameters of `model`: the reference for the hand-written backward passes."""
+    """The summed training loss of the plain formulation (model.PlainAttentionCluster) on the
+    parameters of `model`: autodiff everywhere, the reference for the hand-written backward passes."""
 
     def __init__(self, model):
         super().__init__()
-        self.m = model
+        self.plain = PlainAttentionCluster(model)
         self.loss = ms.nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="sum")
 
     def construct(self, x, y, keep):
-        m = self.m
-        b, frames, f = x.shape
-        flat = x.reshape(b * frames, f)
-        if m.fc == 2:
-            flat = ops.tanh(ops.matmul(flat, m.hidden_weight) + m.hidden_bias)
-        scores = (ops.matmul(flat, m.score_weight) + m.score_bias).reshape(b, frames, m.natt)
-        weights = ops.softmax(scores, axis=1)                                  # over the frames
-        pooled = ops.matmul(weights.transpose(0, 2, 1), x)                     # (N, n, F)
-        shifted = pooled * m.alpha.reshape(1, -1, 1) + m.beta.reshape(1, -1, 1)
-        norm = ops.sqrt((shifted * shifted).sum(axis=2, keepdims=True))
-        units = shifted / (m.norm_scale * norm + m.eps)
-        h = units.reshape(b, m.natt * f) * keep
-        logits = ops.matmul(h, m.classifier_weight.transpose(1, 0)) + m.classifier_bias
-        return self.loss(logits, y)
+        return self.loss(self.plain(x, keep), y)
 
 
 @pytest.mark.parametrize("fc,natt", [(1, 4), (2, 8)])
@@ -326,11 +312,12 @@ def test_learning_rate_schedules():
         learning_rates("step", 1e-3, 4, 10)
 
 
-def _short_run(tmp_path, feats, labels, epochs, inputs, caplog, **kwargs):
+def _short_run(tmp_path, feats, labels, epochs, inputs, caplog, **schedule):
     caplog.clear()
+    config = TrainConfig(fc=1, natt=2, epochs=epochs, lr=1e-3, weight_decay=0.0, batch_size=64, **schedule)
     with caplog.at_level(logging.INFO, logger="attention_clusters"):
-        summary = train_model(feats, labels, 1, 2, "shift", epochs, 1e-3, 0.0, 64, 0.1, 1, tmp_path / "state",
-                              tmp_path / "m.ckpt", tmp_path / "h.tsv", inputs=inputs, **kwargs)
+        summary = train_model(feats, labels, config, tmp_path / "state", tmp_path / "m.ckpt", tmp_path / "h.tsv",
+                              inputs=inputs)
     return summary, caplog.text
 
 

@@ -220,7 +220,7 @@ def test_snakemakes_report_archive_has_every_models_entries_labelled(tiny_run, t
 def test_attention_pictures_use_the_models_weights(tiny_run):
     from attention_clusters.attention_pictures import attention_weights
     from attention_clusters.devices import use_device
-    from attention_clusters.train import load_model
+    from attention_clusters.model import load_model
     use_device("CPU", 2)
     report = (tiny_run / "results/report.md").read_text()
     for fc, natt in ((1, 2), (2, 4)):

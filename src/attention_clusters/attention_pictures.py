@@ -59,7 +59,7 @@ def draw_attention(videos, frame_digits, labels, weights, title, out_png):
 def write_attention_picture(checkpoint, fc, natt, attention, features_pkl, videos_npy, frame_digits_npy,
                             title, out_png, out_npz):
     from .features import load_features
-    from .train import load_model
+    from .model import load_model
     feats, labels, _ = load_features(features_pkl)
     chosen = np.array([int(np.nonzero(labels == label)[0][0]) for label in PICTURE_LABELS])
     model = load_model(checkpoint, fc, natt, attention, feats.shape[2], feats.shape[1])

@@ -23,7 +23,7 @@ def available_devices():
     return found
 
 
-def use_device(device, threads=None, mode="graph"):
+def use_device(device, threads=None):
     """Point MindSpore at `device` (CPU, GPU or Ascend) and its CPU kernels at `threads` threads."""
     import mindspore as ms
     if device not in DEVICES:
@@ -33,7 +33,7 @@ def use_device(device, threads=None, mode="graph"):
         raise WorkflowInputError(
             f"device {device!r} was asked for, but this MindSpore ({ms.__version__}) can use only: "
             f"{', '.join(found) or 'none'}")
-    ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
+    ms.set_context(mode=ms.GRAPH_MODE)
     threads = int(threads or os.environ.get("OMP_NUM_THREADS") or os.cpu_count())
     if _configured:
         if _configured["device"] != device:

@@ -46,8 +46,8 @@ def msrun_command(workers, port, log_dir, spec_path, timeout_seconds=600):
 
 
 def launch_training(spec, workers, log_dir, rule_log=None):
-    """Train the model `spec` describes (train_model's keyword arguments plus `device`, `threads`
-    and `features`) on `workers` ranks; rank 0 writes the outputs. Returns train_model's summary.
+    """Train the model `spec` describes (`job`, a TrainConfig as a dict; train_model's output
+    arguments; `device`, `threads` and `features`) on `workers` ranks; rank 0 writes the outputs. Returns train_model's summary.
     Raises StepFailed naming the worker logs when a rank fails."""
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -98,7 +98,7 @@ def main(spec_path):
     from . import WorkflowInputError
     from .devices import use_device
     from .features import load_features
-    from .train import train_model
+    from .train import TrainConfig, train_model
 
     spec = json.loads(Path(spec_path).read_text())
     workers = spec.pop("workers")
@@ -119,7 +119,8 @@ def main(spec_path):
     log.info("rank %d of %d: %d CPU kernel threads, pid %d", rank, size, threads, os.getpid())
     result_out = spec.pop("result_out")
     feats, labels, _ = load_features(spec.pop("features"))
-    summary = train_model(feats, labels, rank=rank, workers=size, **spec)
+    config = TrainConfig(**spec.pop("job"))
+    summary = train_model(feats, labels, config, rank=rank, workers=size, **spec)
     if rank == 0:
         with atomic_open(result_out, "w") as handle:
             json.dump(summary, handle)

@@ -21,9 +21,9 @@ import numpy as np
 
 from . import WorkflowInputError
 from .atomic import atomic_open
+from .constants import N_CLASSES
 
 PROTOCOL = 3
-N_CLASSES = 1024
 
 
 class FeaturePickleWriter:

@@ -13,21 +13,16 @@ import numpy as np
 
 from . import WorkflowInputError
 from .atomic import atomic_open, atomic_path
+from .constants import N_CLASSES, SPLIT_IDS
 from .npy_stream import NpyWriter
 from .progress import Progress
 
 log = logging.getLogger("attention_clusters")
-N_CLASSES = 1024
-SPLIT_IDS = {"train": 0, "test": 1}
 NOISE = -1
 
 
 def digits_of(label):
     return [i for i in range(10) if label >> i & 1]
-
-
-def label_of(digit_set):
-    return sum(1 << int(d) for d in set(digit_set))
 
 
 def video_plan(label, repeats, frames, min_appear, max_appear, rng):

@@ -15,18 +15,20 @@ import numpy as np
 
 from . import WorkflowInputError
 from .atomic import atomic_open, atomic_path
+from .constants import N_CLASSES, TOPK
+from .metrics import topk_correct
 from .npy_stream import load_npy
 from .progress import Progress
-from .train import TOPK, load_model, topk_correct
 
 log = logging.getLogger("attention_clusters")
-N_CLASSES = 1024
 
 
 def export_mindir(checkpoint, fc, natt, attention, batch_size, frames, feature_dim, out):
     """Export the model of `checkpoint` to MINDIR with input (batch_size, frames, feature_dim); batch_size
     None exports a dynamic batch dimension (any batch runs; the seed hard-coded 10,240)."""
     import mindspore as ms
+
+    from .model import load_model
     model = load_model(checkpoint, fc, natt, attention, feature_dim, frames)
     if batch_size is None:
         example = ms.Tensor(shape=[None, frames, feature_dim], dtype=ms.float32)

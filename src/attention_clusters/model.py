@@ -11,159 +11,163 @@ Input x: (N, L, F) frame features. With n attention units:
 Ablations of the paper: attention="noshift" uses o_i = v_i (no alpha, beta, nor
 normalisation); attention="average" also replaces a by uniform weights 1/L.
 
+`AttentionCluster` is the network as trained, laid out for MindSpore's CPU kernels;
+`PlainAttentionCluster` computes the same logits from the same parameters with plain
+operations and autodiff everywhere (the tests compare the two, values and gradients).
+
 alpha and beta start N(0, n^(-1/4)) as in the authors' code (the MindSpore port passed
 the arguments of its initializer in the wrong order, giving every unit the same constant).
 """
 
 import numpy as np
 
-HIDDEN = 128
-N_CLASSES = 1024
+import mindspore as ms
+from mindspore import Parameter, nn, ops
+from mindspore.common.initializer import Normal, initializer
+
+from .checkpoints import load_into
+from .constants import FEATURE_DIM, FRAMES, N_CLASSES
+from .layers import Affine, Shift, uniform_parameter
+
+HIDDEN = 128  # fc=2's hidden width
 ATTENTION_KINDS = ("shift", "noshift", "average")
 
 
-def build_model(fc, natt, feature_dim=50, frames=25, attention="shift", seed=1, eps=1e-12):
-    import mindspore as ms
-    from mindspore import Parameter, nn, ops
-    from mindspore.common.initializer import Normal, Uniform, initializer
+class AttentionCluster(nn.Cell):
+    """construct(x (N, L, F)) -> logits (N, 1024) in eval mode; logits(x, keep) with a dropout mask."""
 
-    if fc not in (1, 2):
-        raise ValueError(f"fc must be 1 or 2, not {fc}")
-    if attention not in ATTENTION_KINDS:
-        raise ValueError(f"attention must be one of {ATTENTION_KINDS}, not {attention!r}")
+    def __init__(self, fc, natt, feature_dim=FEATURE_DIM, frames=FRAMES, attention="shift", eps=1e-12):
+        super().__init__()
+        if fc not in (1, 2):
+            raise ValueError(f"fc must be 1 or 2, not {fc}")
+        if attention not in ATTENTION_KINDS:
+            raise ValueError(f"attention must be one of {ATTENTION_KINDS}, not {attention!r}")
+        self.fc, self.natt, self.attention = fc, natt, attention
+        self.frames, self.feature_dim = frames, feature_dim
+        if attention != "average":
+            if fc == 1:
+                self.score_weight = uniform_parameter((feature_dim, natt), feature_dim)
+                self.score_bias = uniform_parameter((natt,), feature_dim)
+            else:
+                self.hidden_weight = uniform_parameter((feature_dim, HIDDEN), feature_dim)
+                self.hidden_bias = uniform_parameter((HIDDEN,), feature_dim)
+                self.score_weight = uniform_parameter((HIDDEN, natt), HIDDEN)
+                self.score_bias = uniform_parameter((natt,), HIDDEN)
+        if attention == "shift":
+            std = float(natt) ** -0.25
+            self.alpha = Parameter(initializer(Normal(sigma=std, mean=0.0), (natt,), ms.float32))
+            self.beta = Parameter(initializer(Normal(sigma=std, mean=0.0), (natt,), ms.float32))
+            self.norm_scale = float(np.sqrt(natt))
+        # Stored (out, in) like nn.Dense and applied with transpose_b: with the (in, out) layout,
+        # MindSpore's CPU backward for the input's gradient made a fc2/natt128 step 40 ms slower.
+        width = feature_dim * natt
+        self.classifier_weight = uniform_parameter((N_CLASSES, width), width)
+        self.classifier_bias = uniform_parameter((N_CLASSES,), width)
+        self.classify = ops.MatMul(transpose_b=True)
+        self.pool = ops.BatchMatMul()
+        self.affine, self.shift = Affine(), Shift()
+        self.sum_features = ops.MatMul()
+        self.eps = eps
 
-    def uniform(shape, fan_in):
-        return Parameter(initializer(Uniform(1.0 / np.sqrt(fan_in)), shape, ms.float32))
+    def unit_weights(self, x):
+        """(N, L, F) -> (N, n, L): each unit's weights over the frames (sum to 1 over L).
 
-    # The two cells below give their products backward passes made of matrix products only. With
-    # autodiff, the bias's and the shift's gradients were ReduceSums over the batch axis, which
-    # MindSpore's CPU kernels run slowly, and the transposed operands were materialised copies.
-    class Affine(nn.Cell):
-        """x @ w + b for x (M, K), w (K, N), b (N,)."""
+        Unit-major, so that the softmax runs over the last axis and pooling is a plain batched
+        product: 20 % faster on MindSpore's CPU kernels than frame-major with transposes."""
+        b = x.shape[0]
+        if self.attention == "average":
+            return ops.ones((b, self.natt, self.frames), ms.float32) / self.frames
+        flat = x.reshape(b * self.frames, self.feature_dim)  # (N*L, F)
+        if self.fc == 2:
+            flat = ops.tanh(self.affine(flat, self.hidden_weight, self.hidden_bias))  # (N*L, 128)
+        scores = self.affine(flat, self.score_weight, self.score_bias).reshape(b, self.frames, self.natt)
+        return ops.softmax(scores.transpose(0, 2, 1), axis=-1)
 
-        def __init__(self):
-            super().__init__()
-            self.matmul = ops.MatMul()
-            self.matmul_nt = ops.MatMul(transpose_b=True)
-            self.matmul_tn = ops.MatMul(transpose_a=True)
+    def attention_weights(self, x):
+        """(N, L, F) -> (N, L, n): each unit's weights over the frames, frame-major."""
+        return self.unit_weights(x).transpose(0, 2, 1)
 
-        def construct(self, x, w, b):
-            return self.matmul(x, w) + b
+    def unit_outputs(self, x):
+        """(N, L, F) -> (N, n, F): the units' outputs after the shifting operation."""
+        pooled = self.pool(self.unit_weights(x), x)  # (N, n, F)
+        if self.attention != "shift":
+            return pooled
+        # alpha and beta repeated per feature and applied to the flat (N, n*F) view: MindSpore's
+        # CPU kernels broadcast (1, n, 1) over (N, n, F), and reduce their gradients, 2-3x slower.
+        b, f = x.shape[0], self.feature_dim
+        alpha = ops.tile(self.alpha.reshape(-1, 1), (1, f)).reshape(1, self.natt * f)
+        beta = ops.tile(self.beta.reshape(-1, 1), (1, f)).reshape(1, self.natt * f)
+        shifted = self.shift(pooled.reshape(b, self.natt * f), alpha, beta).reshape(b, self.natt, f)
+        # Each unit's sum of squares as a product with a column of ones: MindSpore's CPU ReduceSum
+        # over the last axis took 1 ms of a fc2/natt128 step.
+        squares = (shifted * shifted).reshape(b * self.natt, f)
+        norm = ops.sqrt(self.sum_features(squares, ops.ones((f, 1), ms.float32))).reshape(b, self.natt, 1)
+        return shifted / (self.norm_scale * norm + self.eps)
 
-        def bprop(self, x, w, b, out, dout):
-            ones = ops.ones((1, x.shape[0]), ms.float32)
-            return self.matmul_nt(dout, w), self.matmul_tn(x, dout), self.matmul(ones, dout).reshape(-1)
+    def logits(self, x, keep):
+        """(N, L, F) -> (N, 1024); keep: (N, F*n) dropout mask scaled by 1/(1-p), or None in eval mode."""
+        b = x.shape[0]
+        h = self.unit_outputs(x).reshape(b, self.natt * self.feature_dim)  # (N, n*F)
+        if keep is not None:
+            h = h * keep
+        return self.classify(h, self.classifier_weight) + self.classifier_bias
 
-    class Shift(nn.Cell):
-        """x * alpha + beta for x (M, K) and alpha, beta (1, K): the shifting operation on the flat view."""
+    def construct(self, x):
+        return self.logits(x, None)
 
-        def __init__(self):
-            super().__init__()
-            self.matmul = ops.MatMul()
 
-        def construct(self, x, alpha, beta):
-            return x * alpha + beta
+class PlainAttentionCluster(nn.Cell):
+    """The logits of `model` (an AttentionCluster with shift attention) written with plain
+    operations, on its parameters: broadcasts, reductions and autodiff everywhere. The reference
+    for the layout and the hand-written backward passes of AttentionCluster."""
 
-        def bprop(self, x, alpha, beta, out, dout):
-            ones = ops.ones((1, x.shape[0]), ms.float32)
-            return dout * alpha, self.matmul(ones, dout * x), self.matmul(ones, dout)
+    def __init__(self, model):
+        super().__init__()
+        self.m = model
 
-    class AttentionCluster(nn.Cell):
-        def __init__(self):
-            super().__init__()
-            self.fc, self.natt, self.attention = fc, natt, attention
-            self.frames, self.feature_dim = frames, feature_dim
-            if attention != "average":
-                if fc == 1:
-                    self.score_weight = uniform((feature_dim, natt), feature_dim)
-                    self.score_bias = uniform((natt,), feature_dim)
-                else:
-                    self.hidden_weight = uniform((feature_dim, HIDDEN), feature_dim)
-                    self.hidden_bias = uniform((HIDDEN,), feature_dim)
-                    self.score_weight = uniform((HIDDEN, natt), HIDDEN)
-                    self.score_bias = uniform((natt,), HIDDEN)
-            if attention == "shift":
-                std = float(natt) ** -0.25
-                self.alpha = Parameter(initializer(Normal(sigma=std, mean=0.0), (natt,), ms.float32))
-                self.beta = Parameter(initializer(Normal(sigma=std, mean=0.0), (natt,), ms.float32))
-                self.norm_scale = float(np.sqrt(natt))
-            # Stored (out, in) like nn.Dense and applied with transpose_b: with the (in, out) layout,
-            # MindSpore's CPU backward for the input's gradient made a fc2/natt128 step 40 ms slower.
-            self.classifier_weight = uniform((N_CLASSES, feature_dim * natt), feature_dim * natt)
-            self.classifier_bias = uniform((N_CLASSES,), feature_dim * natt)
-            self.classify = ops.MatMul(transpose_b=True)
-            self.pool = ops.BatchMatMul()
-            self.affine, self.shift = Affine(), Shift()
-            self.sum_features = ops.MatMul()
-            self.eps = eps
+    def construct(self, x, keep):
+        m = self.m
+        b, frames, f = x.shape
+        flat = x.reshape(b * frames, f)
+        if m.fc == 2:
+            flat = ops.tanh(ops.matmul(flat, m.hidden_weight) + m.hidden_bias)
+        scores = (ops.matmul(flat, m.score_weight) + m.score_bias).reshape(b, frames, m.natt)
+        weights = ops.softmax(scores, axis=1)  # (N, L, n), over the frames
+        pooled = ops.matmul(weights.transpose(0, 2, 1), x)  # (N, n, F)
+        shifted = pooled * m.alpha.reshape(1, -1, 1) + m.beta.reshape(1, -1, 1)
+        norm = ops.sqrt((shifted * shifted).sum(axis=2, keepdims=True))  # (N, n, 1)
+        units = shifted / (m.norm_scale * norm + m.eps)
+        h = units.reshape(b, m.natt * f) * keep
+        return ops.matmul(h, m.classifier_weight.transpose(1, 0)) + m.classifier_bias
 
-        def unit_weights(self, x):
-            """(N, L, F) -> (N, n, L): each unit's weights over the frames (sum to 1 over L).
 
-            Unit-major, so that the softmax runs over the last axis and pooling is a plain batched
-            product: 20 % faster on MindSpore's CPU kernels than frame-major with transposes."""
-            b = x.shape[0]
-            if self.attention == "average":
-                return ops.ones((b, self.natt, self.frames), ms.float32) / self.frames
-            flat = x.reshape(b * self.frames, self.feature_dim)
-            if self.fc == 2:
-                flat = ops.tanh(self.affine(flat, self.hidden_weight, self.hidden_bias))
-            scores = self.affine(flat, self.score_weight, self.score_bias).reshape(b, self.frames, self.natt)
-            return ops.softmax(scores.transpose(0, 2, 1), axis=-1)
-
-        def attention_weights(self, x):
-            """(N, L, F) -> (N, L, n): each unit's weights over the frames, frame-major."""
-            return self.unit_weights(x).transpose(0, 2, 1)
-
-        def unit_outputs(self, x):
-            """(N, L, F) -> (N, n, F): the units' outputs after the shifting operation."""
-            pooled = self.pool(self.unit_weights(x), x)                           # (N, n, F)
-            if self.attention != "shift":
-                return pooled
-            # alpha and beta repeated per feature and applied to the flat (N, n*F) view: MindSpore's
-            # CPU kernels broadcast (1, n, 1) over (N, n, F), and reduce their gradients, 2-3x slower.
-            b, f = x.shape[0], self.feature_dim
-            alpha = ops.tile(self.alpha.reshape(-1, 1), (1, f)).reshape(1, self.natt * f)
-            beta = ops.tile(self.beta.reshape(-1, 1), (1, f)).reshape(1, self.natt * f)
-            shifted = self.shift(pooled.reshape(b, self.natt * f), alpha, beta).reshape(b, self.natt, f)
-            # Each unit's sum of squares as a product with a column of ones: MindSpore's CPU ReduceSum
-            # over the last axis took 1 ms of a fc2/natt128 step.
-            squares = (shifted * shifted).reshape(b * self.natt, f)
-            norm = ops.sqrt(self.sum_features(squares, ops.ones((f, 1), ms.float32))).reshape(b, self.natt, 1)
-            return shifted / (self.norm_scale * norm + self.eps)
-
-        def logits(self, x, keep):
-            """keep: (N, F*n) dropout mask scaled by 1/(1-p), or None in eval mode."""
-            b = x.shape[0]
-            h = self.unit_outputs(x).reshape(b, self.natt * self.feature_dim)
-            if keep is not None:
-                h = h * keep
-            return self.classify(h, self.classifier_weight) + self.classifier_bias
-
-        def construct(self, x):
-            return self.logits(x, None)
-
+def build_model(fc, natt, feature_dim=FEATURE_DIM, frames=FRAMES, attention="shift", seed=1, eps=1e-12):
+    """A freshly initialised AttentionCluster; the same seed gives the same weights."""
     ms.set_seed(seed)
-    return AttentionCluster()
+    return AttentionCluster(fc, natt, feature_dim, frames, attention, eps)
+
+
+def load_model(checkpoint, fc, natt, attention="shift", feature_dim=FEATURE_DIM, frames=FRAMES):
+    """The AttentionCluster saved in `checkpoint` (a clear error if it holds another network)."""
+    model = build_model(fc, natt, feature_dim, frames, attention)
+    return load_into(model, checkpoint, f"fc={fc} natt={natt} attention={attention}")
+
+
+class Inspection(nn.Cell):
+    """x -> (attention weights (N, L, n), unit outputs (N, n, F), logits (N, 1024)) in eval mode."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.inner = model
+
+    def construct(self, x):
+        return self.inner.attention_weights(x), self.inner.unit_outputs(x), self.inner.logits(x, None)
 
 
 def inspection_cell(model):
-    """A Cell returning (attention weights (N, L, n), unit outputs (N, n, F), logits) in eval mode.
-
-    Run through graph mode: MindSpore 2.10's PyNative mode (calling the model's methods
-    directly) fails with NumPy 2 ("compiled using NumPy 1.x").
-    """
-    from mindspore import nn
-
-    class Inspect(nn.Cell):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def construct(self, x):
-            return self.inner.attention_weights(x), self.inner.unit_outputs(x), self.inner.logits(x, None)
-
-    cell = Inspect(model)
+    """An Inspection of `model`, in eval mode. Run through graph mode: MindSpore 2.10's PyNative
+    mode (calling the model's methods directly) fails with NumPy 2 ("compiled using NumPy 1.x")."""
+    cell = Inspection(model)
     cell.set_train(False)
     return cell
 

@@ -9,12 +9,12 @@ import logging
 import numpy as np
 
 from .atomic import atomic_open, atomic_path
+from .constants import SPLIT_IDS
 from .npy_stream import NpyWriter
 from .progress import Progress
 
 log = logging.getLogger("attention_clusters")
 NOISE_CLASS = 10
-SPLIT_IDS = {"train": 0, "test": 1}
 
 
 def write_noisy_mnist(images, labels, sampler, repeats, noise_count, seed, split,

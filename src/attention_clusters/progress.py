@@ -28,8 +28,3 @@ class Progress:
         pct = 100.0 * self.done / self.total if self.total else 100.0
         return (f"{self.what}: {self.done}/{self.total} ({pct:.1f}%) "
                 f"{rate:,.0f} {self.unit}/s, elapsed {elapsed:.1f}s, ETA {left:.1f}s")
-
-    @property
-    def rate(self):
-        elapsed = time.perf_counter() - self.start
-        return self.done / elapsed if elapsed > 0 else float("nan")

@@ -16,9 +16,3 @@ PAPER = {
     8: (0.9, 31.7, 22.5, 80.6, 83.1), 16: (1.2, 82.3, 82.0, 86.9, 84.9), 32: (2.4, 83.3, 83.2, 87.1, 85.6),
     64: (5.0, 83.2, 82.4, 87.1, 85.6), 128: (8.9, 81.8, 80.9, 87.1, 85.7),
 }
-
-
-def paper_shift(fc, natt):
-    """The paper's top-1 for the shifting attention with weighting function FC`fc`, or None."""
-    row = PAPER.get(natt)
-    return None if row is None else row[3 if fc == 1 else 4]

@@ -103,12 +103,12 @@ def extract_features(videos, labels, checkpoint, device, threads, videos_per_chu
     log.info("wrote %d video features to %s", len(labels), out)
 
 
-def train_model(features, sweep_device, device, threads, fc, natt, attention, epochs, lr, weight_decay, batch_size,
-                val_fraction, seed, state_dir, checkpoint_out, history_out, summary_out, workers=1,
-                worker_logs=None, rule_log=None, schedule="constant", warmup_epochs=0.0, patience=0):
-    """`sweep_device` is the job's device in the sweep; `device` the MindSpore target it runs on
-    (the same, unless cluster.run_device_as maps it). With `workers` > 1, msrun runs the training
-    data-parallel on that many ranks (distributed.py), with their logs in `worker_logs`.
+def train_model(features, sweep_device, device, threads, job, state_dir, checkpoint_out, history_out, summary_out,
+                workers=1, worker_logs=None, rule_log=None):
+    """`job`: a train.TrainConfig as a dict. `sweep_device` is the job's device in the sweep;
+    `device` the MindSpore target it runs on (the same, unless cluster.run_device_as maps it).
+    With `workers` > 1, msrun runs the training data-parallel on that many ranks
+    (distributed.py), with their logs in `worker_logs`.
 
     The resumable state in `state_dir` is keyed by the settings, the features' content and the
     training code, so a state left by other inputs is discarded; it is removed once the outputs
@@ -119,23 +119,23 @@ def train_model(features, sweep_device, device, threads, fc, natt, attention, ep
     from .distributed import launch_training
     from .features import load_features
     from .provenance import code_digest, file_digest
+    from .train import TrainConfig
     from .train import train_model as train
+
+    config = TrainConfig(**job)  # a misspelt or missing key fails here, before any work
     use_device(device, threads)  # first: an unusable device fails before the features load or msrun starts
     inputs = {"features_sha256": file_digest(features), "code": code_digest("train", "train_model")}
-    job = dict(fc=fc, natt=natt, attention=attention, epochs=epochs, lr=lr, weight_decay=weight_decay,
-               batch_size=batch_size, val_fraction=val_fraction, seed=seed, state_dir=state_dir,
-               checkpoint_out=checkpoint_out, history_out=history_out, schedule=schedule,
-               warmup_epochs=warmup_epochs, patience=patience, inputs=inputs)
+    outputs = dict(state_dir=state_dir, checkpoint_out=checkpoint_out, history_out=history_out, inputs=inputs)
     if workers > 1:
-        summary = launch_training(dict(job, features=features, device=device, threads=threads), workers,
-                                  worker_logs, rule_log)
+        spec = dict(outputs, job=job, features=features, device=device, threads=threads)
+        summary = launch_training(spec, workers, worker_logs, rule_log)
     else:
         feats, labels, _ = load_features(features)
-        summary = train(feats, labels, **job)
+        summary = train(feats, labels, config, **outputs)
     summary.update(device=sweep_device, ran_on=device, workers=workers)
     _write_json(summary_out, summary)
     shutil.rmtree(state_dir, ignore_errors=True)
-    log.info("fc%d natt%d on %s: best epoch %d, validation top-1 %.4f, %.1f s", fc, natt, device,
+    log.info("fc%d natt%d on %s: best epoch %d, validation top-1 %.4f, %.1f s", config.fc, config.natt, device,
              summary["best_epoch"], summary["best_val_top1"], summary["train_seconds"])
 
 
@@ -143,7 +143,8 @@ def eval_model(features, checkpoint, summary, device, threads, fc, natt, attenti
                predictions_out):
     from .devices import use_device
     from .features import load_features
-    from .train import evaluate, load_model
+    from .metrics import evaluate
+    from .model import load_model
     use_device(device, threads)
     feats, labels, _ = load_features(features, frames)
     model = load_model(checkpoint, fc, natt, attention, feats.shape[2], feats.shape[1])

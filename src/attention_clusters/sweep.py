@@ -10,11 +10,11 @@ import csv
 import math
 
 from . import WorkflowInputError
+from .schedules import SCHEDULES
 
 REQUIRED = {"fc": int, "natt": int, "lr": float, "weight_decay": float, "epochs": int}
 OPTIONAL = {"batch_size": int, "schedule": str, "warmup_epochs": float, "patience": int}
 DEFAULTS = {"batch_size": None, "schedule": "constant", "warmup_epochs": 0.0, "patience": 0}
-SCHEDULES = ("constant", "cosine")
 COLUMNS = {**REQUIRED, **OPTIONAL}
 
 

@@ -195,19 +195,22 @@ def train_settings(wildcards):
     return {
         "sweep_device": wildcards.device,
         "device": target(wildcards.device),
-        "fc": row["fc"],
-        "natt": row["natt"],
-        "attention": wildcards.attention,
-        "epochs": row["epochs"],
-        "lr": row["lr"],
-        "weight_decay": row["weight_decay"],
-        "batch_size": row["batch_size"] or config["train"]["batch_size"],
-        "schedule": row["schedule"],
-        "warmup_epochs": row["warmup_epochs"],
-        "patience": row["patience"],
-        "val_fraction": config["train"]["val_fraction"],
-        "seed": int(wildcards.seed),
         "workers": config["distributed"]["workers"],
+        # train.TrainConfig's fields
+        "job": {
+            "fc": row["fc"],
+            "natt": row["natt"],
+            "attention": wildcards.attention,
+            "epochs": row["epochs"],
+            "lr": row["lr"],
+            "weight_decay": row["weight_decay"],
+            "batch_size": row["batch_size"] or config["train"]["batch_size"],
+            "schedule": row["schedule"],
+            "warmup_epochs": row["warmup_epochs"],
+            "patience": row["patience"],
+            "val_fraction": config["train"]["val_fraction"],
+            "seed": int(wildcards.seed),
+        },
     }
 
 
@@ -216,7 +219,7 @@ def train_priority(wildcards):
     a job's cost is about epochs x (8 + natt) (one sample's time grows with natt from about
     8 units' worth at natt 1, benchmarks/job_layout.py), over sqrt(batch size) (bigger batches
     train more samples/s). Priorities only order ready jobs; they change no result."""
-    job = train_settings(wildcards)
+    job = train_settings(wildcards)["job"]
     return int(job["epochs"] * (8 + job["natt"]) * 16 / job["batch_size"] ** 0.5)
 
 
