@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test quick bench publish
+.PHONY: run test lint quick bench publish
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,15 @@ run: $(BIN)/.installed
 quick: $(BIN)/.installed
 	$(BIN)/snakemake --cores all --configfile config/quick.yaml
 
-# Unit tests and end-to-end Snakemake runs on the tiny preset.
-test: $(BIN)/.installed
+# Style first (seconds), then unit tests and end-to-end Snakemake runs on the tiny preset.
+test: lint
 	$(BIN)/python -m pytest -q
+
+# ruff (lint and format) on the Python, snakefmt on the workflow; `ruff format . && snakefmt workflow/` fixes.
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check workflow/
 
 # Speed and memory figures on this machine (several minutes).
 bench: $(BIN)/.installed

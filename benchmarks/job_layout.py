@@ -25,9 +25,10 @@ def worker(fc, natt, batch, threads, seconds):
     """Train steps on random Flash-MNIST-shaped batches for `seconds`; print samples/s as JSON."""
     sys.path.insert(0, str(SRC))
     import mindspore as ms
+
     from attention_clusters.devices import use_device
-    from attention_clusters.model import build_model
     from attention_clusters.layers import dropout_keep
+    from attention_clusters.model import build_model
     from attention_clusters.train import make_train_step
 
     use_device("CPU", threads)
@@ -52,14 +53,20 @@ def worker(fc, natt, batch, threads, seconds):
 
 def run_layout(fc, natt, batch, threads, processes, seconds):
     command = [sys.executable, __file__, "--worker", f"{fc}:{natt}:{batch}:{threads}:{seconds}"]
-    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-             for _ in range(processes)]
-    rates = [json.loads(proc.communicate()[0].strip().splitlines()[-1])["samples_per_second"] for proc in procs]
+    procs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        for _ in range(processes)
+    ]
+    rates = [
+        json.loads(proc.communicate()[0].strip().splitlines()[-1])["samples_per_second"] for proc in procs
+    ]
     return sum(rates)
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", nargs="+", default=["1:1", "2:8", "2:128"], help="fc:natt pairs")
     parser.add_argument("--batches", nargs="+", type=int, default=[64, 256])
     parser.add_argument("--seconds", type=float, default=15.0, help="timed seconds per process")
@@ -69,15 +76,20 @@ def main():
         fc, natt, batch, threads, seconds = args.worker.split(":")
         worker(int(fc), int(natt), int(batch), int(threads), float(seconds))
         return
-    print("AttentionCluster training steps, total samples/s on this machine: one 2-thread process | "
-          "two 1-thread processes at once")
+    print(
+        "AttentionCluster training steps, total samples/s on this machine: one 2-thread process | "
+        "two 1-thread processes at once"
+    )
     for pair in args.models:
         fc, natt = map(int, pair.split(":"))
         for batch in args.batches:
             one = run_layout(fc, natt, batch, 2, 1, args.seconds)
             two = run_layout(fc, natt, batch, 1, 2, args.seconds)
-            print(f"fc{fc}/natt{natt} batch {batch}: {one:,.0f} | {two:,.0f} samples/s "
-                  f"(two 1-thread jobs: {two / one:.2f}x)", flush=True)
+            print(
+                f"fc{fc}/natt{natt} batch {batch}: {one:,.0f} | {two:,.0f} samples/s "
+                f"(two 1-thread jobs: {two / one:.2f}x)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

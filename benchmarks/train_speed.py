@@ -23,8 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 def make_stepper(fc, natt):
     """A function running one workflow training step of fc/natt on a random batch."""
     import mindspore as ms
-    from attention_clusters.model import build_model
+
     from attention_clusters.layers import dropout_keep
+    from attention_clusters.model import build_model
     from attention_clusters.train import make_train_step
 
     model = build_model(fc, natt)
@@ -53,13 +54,16 @@ def timed(one_step, steps):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", nargs="+", default=["2:8", "2:128"], help="fc:natt pairs")
     parser.add_argument("--steps", type=int, default=200, help="steps per round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     args = parser.parse_args()
     from attention_clusters.devices import use_device
+
     use_device("CPU", args.threads)
     targets = {(2, 8): 4.0, (2, 128): 30.0}
     print(f"AttentionCluster training, batch 64, {args.threads} threads")
@@ -76,10 +80,13 @@ def main():
         median = ms_per_step[len(ms_per_step) // 2]
         target = targets.get((fc, natt))
         note = f"; target <= {target:g} ms/step" if target else ""
-        print(f"fc{fc}/natt{natt}: {ms_per_step[0]:.2f} / {median:.2f} / {ms_per_step[-1]:.2f} ms/step "
-              f"(best / median / worst of {args.rounds} rounds of {args.steps} steps), "
-              f"{64e3 / median:,.0f} samples/s and {1600 * median / 1e3:.1f} s per 1,600-step epoch at the "
-              f"median{note}", flush=True)
+        print(
+            f"fc{fc}/natt{natt}: {ms_per_step[0]:.2f} / {median:.2f} / {ms_per_step[-1]:.2f} ms/step "
+            f"(best / median / worst of {args.rounds} rounds of {args.steps} steps), "
+            f"{64e3 / median:,.0f} samples/s and {1600 * median / 1e3:.1f} s per 1,600-step epoch at the "
+            f"median{note}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

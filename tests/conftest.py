@@ -15,10 +15,15 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 def tiny_mnist():
     """A small synthetic MNIST (train 400, test 100) shared by the unit tests."""
     from attention_clusters.synthetic_mnist import make_split
+
     train = make_split(400, 7, 0)
     test = make_split(100, 7, 1)
-    return {"train_images": train[0], "train_labels": train[1],
-            "test_images": test[0], "test_labels": test[1]}
+    return {
+        "train_images": train[0],
+        "train_labels": train[1],
+        "test_images": test[0],
+        "test_labels": test[1],
+    }
 
 
 def make_workdir(tmp_path, preset_overrides=None):
@@ -34,11 +39,14 @@ def run_snakemake(workdir, *args, check=True, timeout=900, env=None):
     """Run snakemake in `workdir`; `env` adds to (or overrides) the environment."""
     env = dict(os.environ, **(env or {}))
     env.setdefault("GLOG_v", "3")  # MindSpore's C++ warnings would drown the logs
-    proc = subprocess.run([SNAKEMAKE, *args], cwd=workdir, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [SNAKEMAKE, *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
-                             f"{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
+            f"{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+        )
     return proc
 
 

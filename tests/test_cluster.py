@@ -7,7 +7,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from conftest import ROOT, make_workdir, run_snakemake
 
 pytestmark = pytest.mark.slow
@@ -20,7 +19,9 @@ def slurm(tmp_path_factory):
         pytest.skip("starting Slurm's daemons needs root")
     state = tmp_path_factory.mktemp("slurm")
     env = dict(os.environ, SLURM_LOCAL_DIR=str(state))
-    started = subprocess.run(["bash", str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=600)
+    started = subprocess.run(
+        ["bash", str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=600
+    )
     if started.returncode != 0:
         subprocess.run(["bash", str(SCRIPT), "stop"], env=env, timeout=120)
         message = f"could not start a local Slurm: {started.stdout[-1000:]} {started.stderr[-2000:]}"
@@ -40,19 +41,23 @@ def cluster_workdir(tmp_path, overrides):
 def slurm_jobs():
     """{job id: (state, partition, generic resources, comment)} of every job Slurm still remembers
     (MinJobAge 300 s); the Slurm executor writes `rule_<rule>_wildcards_<...>` into the comment."""
-    out = subprocess.run(["squeue", "--states=all", "-h", "-o", "%i|%T|%P|%b|%k"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["squeue", "--states=all", "-h", "-o", "%i|%T|%P|%b|%k"], capture_output=True, text=True, check=True
+    ).stdout
     return {line.split("|")[0]: tuple(line.split("|")[1:]) for line in out.split()}
 
 
 def test_tiny_preset_runs_through_slurm(slurm, tmp_path, capsys):
     before = set(slurm_jobs())
     # Training is data-parallel on 2 msrun workers: the Ascend training jobs ask Slurm for 2 NPUs.
-    overrides = ("sweep:\n  devices: [CPU, Ascend]\ncluster:\n  run_device_as: {Ascend: CPU}\n"
-                 "distributed:\n  workers: 2\n")
+    overrides = (
+        "sweep:\n  devices: [CPU, Ascend]\ncluster:\n  run_device_as: {Ascend: CPU}\n"
+        "distributed:\n  workers: 2\n"
+    )
     workdir = cluster_workdir(tmp_path, overrides)
-    run_snakemake(workdir, "--profile", "cluster", "--configfile", "config/tiny.yaml", "config/test.yaml",
-                  timeout=1500)
+    run_snakemake(
+        workdir, "--profile", "cluster", "--configfile", "config/tiny.yaml", "config/test.yaml", timeout=1500
+    )
     assert (workdir / "results/report.md").exists()
     jobs = {job: info for job, info in slurm_jobs().items() if job not in before}
     with capsys.disabled():
@@ -76,18 +81,30 @@ def test_tiny_preset_runs_through_slurm(slurm, tmp_path, capsys):
     summary = json.loads((workdir / "results/sweep/Ascend/shift/fc1_natt2/seed1/train.json").read_text())
     assert summary["ran_on"] == "CPU" and summary["workers"] == 2
     assert "rank 0 of 2" in ascend_log
-    assert "final weights sha256" in (workdir / "logs/train_model/Ascend/shift/fc1_natt2/seed1.workers/worker_1.log"
-                                      ).read_text()
+    assert (
+        "final weights sha256"
+        in (workdir / "logs/train_model/Ascend/shift/fc1_natt2/seed1.workers/worker_1.log").read_text()
+    )
 
 
 def test_failing_cluster_job_fails_the_run(slurm, tmp_path):
     # GPU jobs are sent to the cpu partition without a GPU request, so they start and then fail
     # (the installed MindSpore has no GPU backend).
-    overrides = ("sweep:\n  devices: [GPU]\ncluster:\n  partitions: {CPU: cpu, GPU: cpu, Ascend: ascend}\n"
-                 "  accelerators: {CPU: '', GPU: '', Ascend: npu}\n")
+    overrides = (
+        "sweep:\n  devices: [GPU]\ncluster:\n  partitions: {CPU: cpu, GPU: cpu, Ascend: ascend}\n"
+        "  accelerators: {CPU: '', GPU: '', Ascend: npu}\n"
+    )
     workdir = cluster_workdir(tmp_path, overrides)
-    proc = run_snakemake(workdir, "--profile", "cluster", "--configfile", "config/tiny.yaml", "config/test.yaml",
-                         check=False, timeout=1500)
+    proc = run_snakemake(
+        workdir,
+        "--profile",
+        "cluster",
+        "--configfile",
+        "config/tiny.yaml",
+        "config/test.yaml",
+        check=False,
+        timeout=1500,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "Error in rule train_model" in out and "logs/train_model/GPU/shift/fc1_natt2/seed1.log" in out

@@ -1,13 +1,12 @@
 import numpy as np
 import pytest
+from conftest import labels_from_bits
 
 from attention_clusters import WorkflowInputError
 from attention_clusters.constants import N_CLASSES
 from attention_clusters.flash_mnist import digits_of, write_flash_mnist
 from attention_clusters.noise import NoiseSampler, pixel_histogram
 from attention_clusters.noisy_mnist import NOISE_CLASS, write_noisy_mnist
-
-from conftest import labels_from_bits
 
 
 def test_sampler_follows_histogram():
@@ -25,7 +24,9 @@ def test_sampler_follows_histogram():
 def test_noisy_mnist(tmp_path, tiny_mnist):
     images, labels = tiny_mnist["test_images"], tiny_mnist["test_labels"]
     sampler = NoiseSampler(pixel_histogram(images))
-    write_noisy_mnist(images, labels, sampler, 3, 20, 5, "test", tmp_path / "i.npy", tmp_path / "l.npy", chunk=70)
+    write_noisy_mnist(
+        images, labels, sampler, 3, 20, 5, "test", tmp_path / "i.npy", tmp_path / "l.npy", chunk=70
+    )
     out, out_labels = np.load(tmp_path / "i.npy"), np.load(tmp_path / "l.npy")
     assert out.shape == (320, 28, 28) and out.dtype == np.uint8
     assert np.array_equal(out_labels[:300], np.tile(labels, 3)) and (out_labels[300:] == NOISE_CLASS).all()
@@ -39,7 +40,7 @@ def marked_mnist():
     """Images that say which digit and which image they are, on all-zero noise."""
     labels = np.repeat(np.arange(10, dtype=np.uint8), 5)
     images = np.zeros((50, 28, 28), np.uint8)
-    images[np.arange(50), 0, labels] = 255           # digit marker
+    images[np.arange(50), 0, labels] = 255  # digit marker
     images[np.arange(50), 1, np.arange(50) % 28] = 1 + np.arange(50) // 28  # image id marker
     zero_noise = np.zeros(256, np.int64)
     zero_noise[0] = 1
@@ -49,8 +50,20 @@ def marked_mnist():
 def test_flash_semantics(tmp_path, marked_mnist):
     images, labels, sampler = marked_mnist
     repeats, frames = 3, 25
-    write_flash_mnist(images, labels, sampler, repeats, frames, 1, 2, 11, "train",
-                      tmp_path / "v.npy", tmp_path / "l.npy", tmp_path / "d.npy")
+    write_flash_mnist(
+        images,
+        labels,
+        sampler,
+        repeats,
+        frames,
+        1,
+        2,
+        11,
+        "train",
+        tmp_path / "v.npy",
+        tmp_path / "l.npy",
+        tmp_path / "d.npy",
+    )
     videos, video_labels, frame_digits = (np.load(tmp_path / n) for n in ("v.npy", "l.npy", "d.npy"))
     assert videos.shape == (N_CLASSES * repeats, frames, 28, 28)
     # Classes balanced and label-sorted.
@@ -71,7 +84,11 @@ def test_flash_semantics(tmp_path, marked_mnist):
             if slots.size == 2:
                 assert not np.array_equal(videos[video, slots[0]], videos[video, slots[1]])
     # Both 1 and 2 appearances happen, and positions vary (the frames are shuffled).
-    all_counts = [(frame_digits[v] == d).sum() for v in range(len(video_labels)) for d in digits_of(int(video_labels[v]))]
+    all_counts = [
+        (frame_digits[v] == d).sum()
+        for v in range(len(video_labels))
+        for d in digits_of(int(video_labels[v]))
+    ]
     assert set(all_counts) == {1, 2}
     # Where digit 0 first flashes, over the 1,536 videos that show it: spread over the 25 frames.
     assert len({int(np.nonzero(frame_digits[v] == 0)[0][0]) for v in np.nonzero(video_labels & 1)[0]}) > 10
@@ -83,11 +100,23 @@ def test_flash_on_noise_is_reproducible(tmp_path, tiny_mnist):
     images, labels = tiny_mnist["test_images"], tiny_mnist["test_labels"]
     sampler = NoiseSampler(pixel_histogram(images))
     for name in ("a", "b"):
-        write_flash_mnist(images, labels, sampler, 1, 25, 1, 2, 3, "test",
-                          tmp_path / f"{name}v.npy", tmp_path / f"{name}l.npy", tmp_path / f"{name}d.npy")
+        write_flash_mnist(
+            images,
+            labels,
+            sampler,
+            1,
+            25,
+            1,
+            2,
+            3,
+            "test",
+            tmp_path / f"{name}v.npy",
+            tmp_path / f"{name}l.npy",
+            tmp_path / f"{name}d.npy",
+        )
     assert (tmp_path / "av.npy").read_bytes() == (tmp_path / "bv.npy").read_bytes()
     videos, digits = np.load(tmp_path / "av.npy"), np.load(tmp_path / "ad.npy")
-    assert (videos[digits == -1].mean() < videos[digits >= 0].mean())
+    assert videos[digits == -1].mean() < videos[digits >= 0].mean()
 
 
 def test_flash_needs_enough_images(tmp_path, marked_mnist):
@@ -95,6 +124,18 @@ def test_flash_needs_enough_images(tmp_path, marked_mnist):
     keep = labels != 3
     keep[np.nonzero(labels == 3)[0][0]] = True  # one image of digit 3 only
     with pytest.raises(WorkflowInputError, match=r"digits \[3\] have fewer than 2 images"):
-        write_flash_mnist(images[keep], labels[keep], sampler, 1, 25, 1, 2, 1, "test",
-                          tmp_path / "v.npy", tmp_path / "l.npy", tmp_path / "d.npy")
+        write_flash_mnist(
+            images[keep],
+            labels[keep],
+            sampler,
+            1,
+            25,
+            1,
+            2,
+            1,
+            "test",
+            tmp_path / "v.npy",
+            tmp_path / "l.npy",
+            tmp_path / "d.npy",
+        )
     assert not any(tmp_path.iterdir())

@@ -18,8 +18,17 @@ from test_model import synthetic_flash_features  # noqa: E402
 
 pytestmark = pytest.mark.slow
 # The settings of test_model's short training, which reaches > 20 % top-1 with one worker.
-JOB = dict(fc=1, natt=16, attention="shift", epochs=6, lr=5e-3, weight_decay=0.0, batch_size=64,
-           val_fraction=0.1, seed=1)
+JOB = dict(
+    fc=1,
+    natt=16,
+    attention="shift",
+    epochs=6,
+    lr=5e-3,
+    weight_decay=0.0,
+    batch_size=64,
+    val_fraction=0.1,
+    seed=1,
+)
 
 
 def test_ranks_take_disjoint_slices_of_each_global_batch():
@@ -28,13 +37,15 @@ def test_ranks_take_disjoint_slices_of_each_global_batch():
         rows = [order[rank_rows(step, 64, rank, 4)] for rank in range(4)]
         together = np.concatenate(rows)
         assert together.size == 256 and np.unique(together).size == 256
-        np.testing.assert_array_equal(together, order[step * 256:(step + 1) * 256])
+        np.testing.assert_array_equal(together, order[step * 256 : (step + 1) * 256])
     assert rank_rows(5, 64) == slice(320, 384)  # one worker: the plain batches
 
 
 def _features(path, k, seed, poison=False):
     feats, labels = synthetic_flash_features(k, seed)
-    if poison:  # finite (the pickle's check refuses NaN), but the first products overflow: the loss is not finite
+    if (
+        poison
+    ):  # finite (the pickle's check refuses NaN), but the first products overflow: the loss is not finite
         feats[:] = np.float32(3e38)
     write_features(path, [(feats, labels, np.arange(labels.size))])
     return path
@@ -42,9 +53,15 @@ def _features(path, k, seed, poison=False):
 
 def _launch(tmp_path, features, **overrides):
     out = tmp_path / "model"
-    spec = dict(job=dict(JOB, **overrides), features=str(features), device="CPU", threads=2,
-                state_dir=str(out / "state"), checkpoint_out=str(out / "model.ckpt"),
-                history_out=str(out / "history.tsv"))
+    spec = dict(
+        job=dict(JOB, **overrides),
+        features=str(features),
+        device="CPU",
+        threads=2,
+        state_dir=str(out / "state"),
+        checkpoint_out=str(out / "model.ckpt"),
+        history_out=str(out / "history.tsv"),
+    )
     rule_log = tmp_path / "train.log"
     rule_log.touch()
     return launch_training(spec, 2, tmp_path / "workers", rule_log), out, rule_log
@@ -54,6 +71,7 @@ def test_two_workers_average_gradients_and_reach_the_one_worker_range(tmp_path):
     from attention_clusters.devices import use_device
     from attention_clusters.metrics import evaluate
     from attention_clusters.model import load_model
+
     use_device("CPU", 2)
     summary, out, rule_log = _launch(tmp_path, _features(tmp_path / "feature_train.pkl", 6, 0))
     assert summary["workers"] == 2 and summary["epochs"] == 6
@@ -61,8 +79,10 @@ def test_two_workers_average_gradients_and_reach_the_one_worker_range(tmp_path):
     assert len((out / "history.tsv").read_text().splitlines()) == 7
     # Same weights on both ranks although each trained on other videos: the gradients were averaged.
     logs = [(tmp_path / f"workers/worker_{rank}.log").read_text() for rank in (0, 1)]
-    digests = [re.search(r"rank %d of 2: final weights sha256 (\w+)" % rank, text).group(1)
-               for rank, text in enumerate(logs)]
+    digests = [
+        re.search(r"rank %d of 2: final weights sha256 (\w+)" % rank, text).group(1)
+        for rank, text in enumerate(logs)
+    ]
     assert digests[0] == digests[1]
     # Rank 0 alone evaluates and writes, into the rule's log; rank 1 only reports its shard.
     assert "validation top-1" in rule_log.read_text() and "rank 1" not in rule_log.read_text()

@@ -38,8 +38,9 @@ def test_local_directory_and_file_url(tmp_path, mirror):
 def test_http_after_failing_mirror(tmp_path, mirror, http_mirror):
     md5 = md5sum(mirror / "a.gz")
     # The first mirror refuses connections (nothing listens on port 9 here); the second serves.
-    source = fetch_file("a.gz", md5, tmp_path / "a.gz", ["http://127.0.0.1:9/", http_mirror],
-                        retries=2, timeout=5, backoff=0)
+    source = fetch_file(
+        "a.gz", md5, tmp_path / "a.gz", ["http://127.0.0.1:9/", http_mirror], retries=2, timeout=5, backoff=0
+    )
     assert source.startswith(http_mirror)
     assert (tmp_path / "a.gz").read_bytes() == b"payload-a"
 
@@ -64,8 +65,10 @@ def test_missing_everywhere(tmp_path, mirror):
 
 def test_fetch_mnist_by_config(tmp_path, mirror):
     (mirror / "b.gz").write_bytes(b"payload-b")
-    files = {"one": {"name": "a.gz", "md5": md5sum(mirror / "a.gz")},
-             "two": {"name": "b.gz", "md5": md5sum(mirror / "b.gz")}}
+    files = {
+        "one": {"name": "a.gz", "md5": md5sum(mirror / "a.gz")},
+        "two": {"name": "b.gz", "md5": md5sum(mirror / "b.gz")},
+    }
     out = {"one": tmp_path / "o" / "a.gz", "two": tmp_path / "o" / "b.gz"}
     fetch_mnist(files, out, [str(mirror)])
     assert out["two"].read_bytes() == b"payload-b"

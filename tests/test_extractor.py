@@ -1,13 +1,19 @@
+import mindspore as ms
 import numpy as np
 import pytest
-
-import mindspore as ms
 from mindspore import nn, ops  # noqa: E402
 
 from attention_clusters.devices import use_device  # noqa: E402
-from attention_clusters.extractor import (PlainFrameFeatureExtractor, build_network, dropout_masks,  # noqa: E402
-                                          extract_video_features, feature_function, load_extractor,
-                                          pretraining_cells, train_extractor)
+from attention_clusters.extractor import (
+    PlainFrameFeatureExtractor,
+    build_network,
+    dropout_masks,  # noqa: E402
+    extract_video_features,
+    feature_function,
+    load_extractor,
+    pretraining_cells,
+    train_extractor,
+)
 from attention_clusters.noise import NoiseSampler, pixel_histogram  # noqa: E402
 from attention_clusters.noisy_mnist import write_noisy_mnist  # noqa: E402
 
@@ -32,6 +38,7 @@ def test_banded_network_equals_conv2d_reference():
 def test_hand_written_backward_equals_conv2d_reference_gradients():
     """The band products' and max-pools' own backward passes give the gradients that
     MindSpore's autodiff gives for the plain nn.Conv2d / nn.MaxPool2d network."""
+
     class ReferencePretraining(nn.Cell):
         def __init__(self):
             super().__init__()
@@ -44,8 +51,12 @@ def test_hand_written_backward_equals_conv2d_reference_gradients():
 
     net = build_network(5)
     ref = ReferencePretraining()
-    for name, cell in (("conv1", ref.trunk.conv1), ("conv2", ref.trunk.conv2), ("fc1", ref.trunk.fc1),
-                       ("fc2", ref.fc2)):
+    for name, cell in (
+        ("conv1", ref.trunk.conv1),
+        ("conv2", ref.trunk.conv2),
+        ("fc1", ref.trunk.fc1),
+        ("fc2", ref.fc2),
+    ):
         cell.weight.set_data(getattr(net, f"{name}_weight").value())
         cell.bias.set_data(getattr(net, f"{name}_bias").value())
     rng = np.random.default_rng(1)
@@ -58,32 +69,66 @@ def test_hand_written_backward_equals_conv2d_reference_gradients():
     our_loss, our_grads = ours(frames, labels, *no_dropout)
     their_loss, their_grads = theirs(frames, labels)
     np.testing.assert_allclose(our_loss.asnumpy(), their_loss.asnumpy(), rtol=1e-5)
-    our_by_name = {p.name: g.asnumpy() for p, g in zip(pretrain.trainable_params(), our_grads)}
-    their_by_name = {p.name: g.asnumpy() for p, g in zip(ref.trainable_params(), their_grads)}
-    for layer, cell_path in (("conv1", "trunk.conv1"), ("conv2", "trunk.conv2"), ("fc1", "trunk.fc1"),
-                             ("fc2", "fc2")):
+    our_by_name = {p.name: g.asnumpy() for p, g in zip(pretrain.trainable_params(), our_grads, strict=True)}
+    their_by_name = {p.name: g.asnumpy() for p, g in zip(ref.trainable_params(), their_grads, strict=True)}
+    for layer, cell_path in (
+        ("conv1", "trunk.conv1"),
+        ("conv2", "trunk.conv2"),
+        ("fc1", "trunk.fc1"),
+        ("fc2", "fc2"),
+    ):
         for kind in ("weight", "bias"):
             theirs_grad = their_by_name[f"{cell_path}.{kind}"]
             ours_grad = next(g for name, g in our_by_name.items() if name.endswith(f"{layer}_{kind}"))
             assert np.abs(theirs_grad).max() > 0, (layer, kind)
-            np.testing.assert_allclose(ours_grad, theirs_grad, rtol=1e-4, atol=1e-6 * np.abs(theirs_grad).max(),
-                                       err_msg=f"{layer}_{kind}")
+            np.testing.assert_allclose(
+                ours_grad,
+                theirs_grad,
+                rtol=1e-4,
+                atol=1e-6 * np.abs(theirs_grad).max(),
+                err_msg=f"{layer}_{kind}",
+            )
 
 
 def test_synthetic_digits_are_learnable(tmp_path, tiny_mnist):
     """Pre-training on synthetic Noisy-MNIST gets far above the 1/11 chance level."""
     sampler = NoiseSampler(pixel_histogram(tiny_mnist["train_images"], tiny_mnist["test_images"]))
     for split, repeats, noise in (("train", 12, 400), ("test", 1, 20)):
-        write_noisy_mnist(tiny_mnist[f"{split}_images"], tiny_mnist[f"{split}_labels"], sampler, repeats, noise, 1,
-                          split, tmp_path / f"{split}_i.npy", tmp_path / f"{split}_l.npy")
-    metrics = train_extractor(np.load(tmp_path / "train_i.npy"), np.load(tmp_path / "train_l.npy"),
-                              np.load(tmp_path / "test_i.npy"), np.load(tmp_path / "test_l.npy"),
-                              epochs=2, batch_size=64, lr=1e-3, seed=1, checkpoint_out=tmp_path / "x.ckpt")
+        write_noisy_mnist(
+            tiny_mnist[f"{split}_images"],
+            tiny_mnist[f"{split}_labels"],
+            sampler,
+            repeats,
+            noise,
+            1,
+            split,
+            tmp_path / f"{split}_i.npy",
+            tmp_path / f"{split}_l.npy",
+        )
+    metrics = train_extractor(
+        np.load(tmp_path / "train_i.npy"),
+        np.load(tmp_path / "train_l.npy"),
+        np.load(tmp_path / "test_i.npy"),
+        np.load(tmp_path / "test_l.npy"),
+        epochs=2,
+        batch_size=64,
+        lr=1e-3,
+        seed=1,
+        checkpoint_out=tmp_path / "x.ckpt",
+    )
     assert metrics["test_accuracy"] > 0.6, metrics
     # Same seed, same weights: training is reproducible on CPU whatever the thread count.
-    train_extractor(np.load(tmp_path / "train_i.npy"), np.load(tmp_path / "train_l.npy"),
-                    np.load(tmp_path / "test_i.npy"), np.load(tmp_path / "test_l.npy"),
-                    epochs=2, batch_size=64, lr=1e-3, seed=1, checkpoint_out=tmp_path / "y.ckpt")
+    train_extractor(
+        np.load(tmp_path / "train_i.npy"),
+        np.load(tmp_path / "train_l.npy"),
+        np.load(tmp_path / "test_i.npy"),
+        np.load(tmp_path / "test_l.npy"),
+        epochs=2,
+        batch_size=64,
+        lr=1e-3,
+        seed=1,
+        checkpoint_out=tmp_path / "y.ckpt",
+    )
     first, second = ms.load_checkpoint(str(tmp_path / "x.ckpt")), ms.load_checkpoint(str(tmp_path / "y.ckpt"))
     assert all(np.array_equal(first[k].asnumpy(), second[k].asnumpy()) for k in first)
     # The checkpoint reloads into the same function, and videos go through it in chunks.
@@ -94,18 +139,24 @@ def test_synthetic_digits_are_learnable(tmp_path, tiny_mnist):
     assert [start for start, _ in chunks] == [0, 3]
     feats = np.concatenate([f for _, f in chunks])
     assert feats.shape == (4, 25, 50) and feats.dtype == np.float32
-    np.testing.assert_allclose(feats.reshape(100, 50), feature_function(net)(videos.reshape(100, 28, 28)), atol=1e-5)
+    np.testing.assert_allclose(
+        feats.reshape(100, 50), feature_function(net)(videos.reshape(100, 28, 28)), atol=1e-5
+    )
 
 
 def test_unavailable_device_is_one_clear_error():
     from attention_clusters import WorkflowInputError
-    with pytest.raises(WorkflowInputError, match=r"device 'Ascend' was asked for, but this MindSpore .* can use only: CPU"):
+
+    with pytest.raises(
+        WorkflowInputError, match=r"device 'Ascend' was asked for, but this MindSpore .* can use only: CPU"
+    ):
         use_device("Ascend")
     use_device("CPU", 2)
 
 
 def test_corrupt_checkpoint_names_file(tmp_path):
     from attention_clusters import WorkflowInputError
+
     (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(WorkflowInputError, match=r"bad\.ckpt: not a readable MindSpore checkpoint"):
         load_extractor(tmp_path / "bad.ckpt")

@@ -12,7 +12,10 @@ def test_stream_reads_like_one_pickle(tmp_path):
     rng = np.random.default_rng(0)
     feats = rng.random((2100, 25, 50), dtype=np.float32)
     labels = np.arange(2100) % 1024
-    chunks = ((feats[s:s + 500], labels[s:s + 500], np.arange(s, min(s + 500, 2100))) for s in range(0, 2100, 500))
+    chunks = (
+        (feats[s : s + 500], labels[s : s + 500], np.arange(s, min(s + 500, 2100)))
+        for s in range(0, 2100, 500)
+    )
     write_features(tmp_path / "f.pkl", chunks)
     # The seed's own loader.
     with open(tmp_path / "f.pkl", "rb") as handle:
@@ -31,7 +34,9 @@ def test_restricted_unpickler_refuses_code(tmp_path):
             return (os.system, ("touch " + str(tmp_path / "pwned"),))
 
     (tmp_path / "bad.pkl").write_bytes(pickle.dumps(([Exploit()], [0], [0])))
-    with pytest.raises(WorkflowInputError, match=r"bad\.pkl: refused: global '(posix|os)\.system' is not allowed"):
+    with pytest.raises(
+        WorkflowInputError, match=r"bad\.pkl: refused: global '(posix|os)\.system' is not allowed"
+    ):
         load_features(tmp_path / "bad.pkl")
     assert not (tmp_path / "pwned").exists()
 
@@ -54,15 +59,23 @@ def test_structure_checks(tmp_path):
         load_features(tmp_path / "t.pkl")
 
 
-@pytest.mark.parametrize("obj,match", [
-    ((5, [0], [0]), r"feats is int, expected a list"),
-    (([np.zeros((25, 50), np.float32)], None, [0]), r"labels is NoneType, expected a list"),
-    (([np.zeros((25, 50), np.float32), np.zeros((24, 50), np.float32)], [0, 1], [0, 1]),
-     r"feature 1 is float32 \(24, 50\), expected float \(25, 50\) like the first"),
-    (([np.zeros((25, 50), np.float32)], [], [0]), r"1 features, 0 labels, 1 indexes"),
-    (([np.zeros((25, 50), np.float32), np.full((25, 50), np.nan, np.float32)], [0, 1], [0, 1]),
-     r"feature 1 holds NaN or infinite values \(1 of 2 videos\)"),
-], ids=["feats-not-a-list", "labels-missing", "mixed-frame-counts", "labels-short", "nan"])
+@pytest.mark.parametrize(
+    "obj,match",
+    [
+        ((5, [0], [0]), r"feats is int, expected a list"),
+        (([np.zeros((25, 50), np.float32)], None, [0]), r"labels is NoneType, expected a list"),
+        (
+            ([np.zeros((25, 50), np.float32), np.zeros((24, 50), np.float32)], [0, 1], [0, 1]),
+            r"feature 1 is float32 \(24, 50\), expected float \(25, 50\) like the first",
+        ),
+        (([np.zeros((25, 50), np.float32)], [], [0]), r"1 features, 0 labels, 1 indexes"),
+        (
+            ([np.zeros((25, 50), np.float32), np.full((25, 50), np.nan, np.float32)], [0, 1], [0, 1]),
+            r"feature 1 holds NaN or infinite values \(1 of 2 videos\)",
+        ),
+    ],
+    ids=["feats-not-a-list", "labels-missing", "mixed-frame-counts", "labels-short", "nan"],
+)
 def test_malformed_pickles_are_one_error_naming_the_file(tmp_path, obj, match):
     (tmp_path / "x.pkl").write_bytes(pickle.dumps(obj))
     with pytest.raises(WorkflowInputError, match=r"x\.pkl: " + match):
@@ -72,5 +85,7 @@ def test_malformed_pickles_are_one_error_naming_the_file(tmp_path, obj, match):
 def test_frame_count_is_checked_against_the_config(tmp_path):
     (tmp_path / "x.pkl").write_bytes(pickle.dumps(([np.zeros((24, 50), np.float32)], [0], [0])))
     assert load_features(tmp_path / "x.pkl")[0].shape == (1, 24, 50)
-    with pytest.raises(WorkflowInputError, match=r"x\.pkl: feature 0 is float32 \(24, 50\), expected float \(25, 50\)"):
+    with pytest.raises(
+        WorkflowInputError, match=r"x\.pkl: feature 0 is float32 \(24, 50\), expected float \(25, 50\)"
+    ):
         load_features(tmp_path / "x.pkl", frames=25)

@@ -2,7 +2,6 @@
 unwritable outputs, slow mirrors."""
 
 import copy
-import functools
 import http.server
 import logging
 import threading
@@ -42,18 +41,28 @@ def test_the_shipped_config_passes(config):
     check_config(config, SCHEMA)
 
 
-@pytest.mark.parametrize("path,value,match", [
-    (("train", "batch_size"), 32.0, r"config train\.batch_size: 32\.0 is not a whole number written as one"),
-    (("flash", "k_train"), 2.0, r"config flash\.k_train: 2\.0 is not a whole number"),
-    (("extractor", "epochs"), 3.5, r"config extractor\.epochs: 3\.5 is not an integer"),
-    (("sweep", "seeds"), [1.0], r"config sweep\.seeds\[0\]: 1\.0 is not a whole number"),
-    (("extractor", "lr"), True, r"config extractor\.lr: True is not of type 'number'"),
-    (("flash", "k_train"), -1, r"config flash\.k_train: -1 is less than the minimum of 1"),
-    (("mnist", "files", "train_images", "name"), "../../../victim.txt",
-     r"config mnist\.files\.train_images\.name: '\.\./\.\./\.\./victim\.txt': expected a file name inside"),
-    (("mnist", "files", "test_labels", "name"), "/etc/passwd", r"config mnist\.files\.test_labels\.name"),
-    (("mnist", "files", "test_labels", "name"), "..", r"config mnist\.files\.test_labels\.name"),
-])
+@pytest.mark.parametrize(
+    "path,value,match",
+    [
+        (
+            ("train", "batch_size"),
+            32.0,
+            r"config train\.batch_size: 32\.0 is not a whole number written as one",
+        ),
+        (("flash", "k_train"), 2.0, r"config flash\.k_train: 2\.0 is not a whole number"),
+        (("extractor", "epochs"), 3.5, r"config extractor\.epochs: 3\.5 is not an integer"),
+        (("sweep", "seeds"), [1.0], r"config sweep\.seeds\[0\]: 1\.0 is not a whole number"),
+        (("extractor", "lr"), True, r"config extractor\.lr: True is not of type 'number'"),
+        (("flash", "k_train"), -1, r"config flash\.k_train: -1 is less than the minimum of 1"),
+        (
+            ("mnist", "files", "train_images", "name"),
+            "../../../victim.txt",
+            r"config mnist\.files\.train_images\.name: '\.\./\.\./\.\./victim\.txt': expected a file name inside",
+        ),
+        (("mnist", "files", "test_labels", "name"), "/etc/passwd", r"config mnist\.files\.test_labels\.name"),
+        (("mnist", "files", "test_labels", "name"), "..", r"config mnist\.files\.test_labels\.name"),
+    ],
+)
 def test_bad_values_name_their_key(config, path, value, match):
     with pytest.raises(WorkflowInputError, match=match):
         check_config(with_value(config, path, value), SCHEMA)
@@ -70,7 +79,9 @@ def test_truncated_npy_names_the_file(tmp_path):
     np.save(tmp_path / "a.npy", np.arange(1000, dtype=np.int64).reshape(100, 10))
     raw = (tmp_path / "a.npy").read_bytes()
     (tmp_path / "a.npy").write_bytes(raw[: len(raw) - 100])
-    with pytest.raises(WorkflowInputError, match=r"a\.npy: not a complete \.npy file .*run the workflow again"):
+    with pytest.raises(
+        WorkflowInputError, match=r"a\.npy: not a complete \.npy file .*run the workflow again"
+    ):
         load_npy(tmp_path / "a.npy")
     with pytest.raises(WorkflowInputError, match=r"a\.npy: truncated at row 90 of 100"):
         list(iter_npy_chunks(tmp_path / "a.npy", 10))
@@ -92,7 +103,10 @@ def test_an_unwritable_output_is_one_line_naming_the_file(tmp_path):
         run(fake_snakemake(tmp_path / "rule.log"), step)
     assert exit_.value.code == 1
     logged = (tmp_path / "rule.log").read_text()
-    assert "ERROR " + str(tmp_path / "ro/out.npy") + ": Permission denied" in logged and "Traceback" not in logged
+    assert (
+        "ERROR " + str(tmp_path / "ro/out.npy") + ": Permission denied" in logged
+        and "Traceback" not in logged
+    )
     logging.getLogger().handlers.clear()
 
 
@@ -119,8 +133,15 @@ def test_timeout_bounds_the_whole_download(tmp_path):
     try:
         started = time.monotonic()
         with pytest.raises(WorkflowInputError, match=r"longer than 0\.5 s \(config mnist\.timeout_seconds\)"):
-            fetch_file("a.gz", "0" * 32, tmp_path / "a.gz", [f"http://127.0.0.1:{server.server_address[1]}/"],
-                       retries=1, timeout=0.5, backoff=0)
+            fetch_file(
+                "a.gz",
+                "0" * 32,
+                tmp_path / "a.gz",
+                [f"http://127.0.0.1:{server.server_address[1]}/"],
+                retries=1,
+                timeout=0.5,
+                backoff=0,
+            )
         assert time.monotonic() - started < 3.5
         assert not (tmp_path / "a.gz").exists()
     finally:

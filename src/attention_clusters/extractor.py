@@ -22,9 +22,8 @@ transposes). Parameters keep nn.Conv2d's names and shapes.
 import logging
 import time
 
-import numpy as np
-
 import mindspore as ms
+import numpy as np
 from mindspore import Tensor, nn, ops
 
 from .checkpoints import load_into, save_model
@@ -67,8 +66,13 @@ def tap_selection(band_width, pooled_width, kernel=KERNEL):
 def conv1_band_index():
     """Pixel index (into a flattened 28x28 frame) of each entry of conv1's bands, ordered
     (pooled row, column block, r, c): rows 2*py..2*py+5, columns 2*B*q..2*B*q+2B+3."""
-    py, q, r, c = np.meshgrid(np.arange(POOLED1), np.arange(CONV1_BLOCKS), np.arange(BAND_ROWS),
-                              np.arange(CONV1_BAND_WIDTH), indexing="ij")
+    py, q, r, c = np.meshgrid(
+        np.arange(POOLED1),
+        np.arange(CONV1_BLOCKS),
+        np.arange(BAND_ROWS),
+        np.arange(CONV1_BAND_WIDTH),
+        indexing="ij",
+    )
     return ((2 * py + r) * IMAGE_SIZE + 2 * CONV1_BLOCK * q + c).astype(np.int32).ravel()
 
 
@@ -106,9 +110,14 @@ class FrameFeatureExtractor(nn.Cell):
         1/(1-p) (dropout_masks()), or None in eval mode.
         """
         b, c1, c2 = frames.shape[0], CONV1_CHANNELS, CONV2_CHANNELS
-        x = ops.cast(frames.reshape(b, IMAGE_SIZE * IMAGE_SIZE), ms.float32) * (1.0 / (255.0 * STD)) - MEAN / STD
+        x = (
+            ops.cast(frames.reshape(b, IMAGE_SIZE * IMAGE_SIZE), ms.float32) * (1.0 / (255.0 * STD))
+            - MEAN / STD
+        )
         # conv1: one band of 6 rows x 12 columns per (pooled row, column block).
-        bands = ops.gather(x, self.conv1_bands, 1).reshape(b * POOLED1 * CONV1_BLOCKS, BAND_ROWS * CONV1_BAND_WIDTH)
+        bands = ops.gather(x, self.conv1_bands, 1).reshape(
+            b * POOLED1 * CONV1_BLOCKS, BAND_ROWS * CONV1_BAND_WIDTH
+        )
         # (ki kj, co) -> rows (r, c, dy, dx, px), columns co: the Toeplitz matrix (6*W, (dy, dx, px, co)).
         toeplitz = self.matmul_nt(self.conv1_taps, self.conv1_weight.reshape(c1, KERNEL * KERNEL))
         toeplitz = toeplitz.reshape(BAND_ROWS * CONV1_BAND_WIDTH, POOL_WINDOW * CONV1_BLOCK * c1)
@@ -117,18 +126,28 @@ class FrameFeatureExtractor(nn.Cell):
         h = ops.relu(h + ops.tile(self.conv1_bias, (POOLED1,)))
         # conv2: pooled row p reads conv1's row pairs p, p+1, p+2 (rows 2p..2p+5).
         pairs = h.reshape(b, POOLED1 // 2, 2 * POOLED1 * c1)  # (B, 6, 240)
-        bands = ops.concat((pairs[:, 0:POOLED2], pairs[:, 1 : 1 + POOLED2], pairs[:, 2 : 2 + POOLED2]), axis=2)
+        bands = ops.concat(
+            (pairs[:, 0:POOLED2], pairs[:, 1 : 1 + POOLED2], pairs[:, 2 : 2 + POOLED2]), axis=2
+        )
         bands = bands.reshape(b * POOLED2, BAND_ROWS * POOLED1 * c1)  # (B*4, 720)
         # (ki kj, (ci, co)) -> ((r, c, dy, dx, px), (ci, co)) -> ((r, c, ci), (dy, dx, px, co)).
-        toeplitz = ops.matmul(self.conv2_taps, self.conv2_weight.transpose(2, 3, 1, 0).reshape(KERNEL * KERNEL, c1 * c2))
+        toeplitz = ops.matmul(
+            self.conv2_taps, self.conv2_weight.transpose(2, 3, 1, 0).reshape(KERNEL * KERNEL, c1 * c2)
+        )
         toeplitz = toeplitz.reshape(BAND_ROWS * POOLED1, POOL_WINDOW * POOLED2, c1, c2).transpose(0, 2, 1, 3)
         toeplitz = toeplitz.reshape(BAND_ROWS * POOLED1 * c1, POOL_WINDOW * POOLED2 * c2)  # (720, 320)
-        y = self.conv2_product(bands, toeplitz) + ops.tile(self.conv2_bias, (POOL_WINDOW * POOLED2,))  # (B*4, 320)
+        y = self.conv2_product(bands, toeplitz) + ops.tile(
+            self.conv2_bias, (POOL_WINDOW * POOLED2,)
+        )  # (B*4, 320)
         if conv2_keep is not None:
             y = y * conv2_keep
         h = ops.relu(self.conv2_pool(y)).reshape(b, FLAT)  # (B, (y, x, c))
         # fc1 is stored in nn.Conv2d's (c, h, w) flatten order; ours is (h, w, c).
-        fc1 = self.fc1_weight.reshape(FEATURE_DIM, c2, POOLED2, POOLED2).transpose(0, 2, 3, 1).reshape(FEATURE_DIM, FLAT)
+        fc1 = (
+            self.fc1_weight.reshape(FEATURE_DIM, c2, POOLED2, POOLED2)
+            .transpose(0, 2, 3, 1)
+            .reshape(FEATURE_DIM, FLAT)
+        )
         h = ops.relu(self.matmul_nt(h, fc1) + self.fc1_bias)
         if fc1_keep is not None:
             h = h * fc1_keep
@@ -220,20 +239,31 @@ def _batches(n, batch_size, rng, drop_remainder):
     order = rng.permutation(n)
     stop = n - n % batch_size if drop_remainder else n
     for start in range(0, stop, batch_size):
-        yield order[start:start + batch_size]
+        yield order[start : start + batch_size]
 
 
 def evaluate(classifier, images, labels, batch_size=2048):
     """Top-1 accuracy of a NoisyMnistClassifier on (N, 28, 28) images."""
     correct = 0
     for start in range(0, images.shape[0], batch_size):
-        out = classifier(ms.Tensor(images[start:start + batch_size])).asnumpy()
-        correct += int((out.argmax(axis=1) == labels[start:start + batch_size]).sum())
+        out = classifier(ms.Tensor(images[start : start + batch_size])).asnumpy()
+        correct += int((out.argmax(axis=1) == labels[start : start + batch_size]).sum())
     return correct / max(1, images.shape[0])
 
 
-def train_extractor(train_images, train_labels, test_images, test_labels, epochs, batch_size, lr, seed,
-                    checkpoint_out, schedule="constant", warmup_epochs=0.0):
+def train_extractor(
+    train_images,
+    train_labels,
+    test_images,
+    test_labels,
+    epochs,
+    batch_size,
+    lr,
+    seed,
+    checkpoint_out,
+    schedule="constant",
+    warmup_epochs=0.0,
+):
     """Pre-train on Noisy-MNIST with Adam and NLL loss; save the checkpoint; return metrics.
 
     `schedule` as the sweep's (train.learning_rates): `constant` is the seed's; `cosine` anneals
@@ -256,8 +286,12 @@ def train_extractor(train_images, train_labels, test_images, test_labels, epochs
     started = time.perf_counter()
     # Compile the step's graph before the first epoch's clock starts (shapes only, no update).
     conv2_keep, fc1_keep = (np.ones_like(m) for m in dropout_masks(np.random.default_rng(0), batch_size))
-    train_step.compile(ms.Tensor(train_images[:batch_size]), ms.Tensor(train_labels[:batch_size].astype(np.int32)),
-                       ms.Tensor(conv2_keep), ms.Tensor(fc1_keep))
+    train_step.compile(
+        ms.Tensor(train_images[:batch_size]),
+        ms.Tensor(train_labels[:batch_size].astype(np.int32)),
+        ms.Tensor(conv2_keep),
+        ms.Tensor(fc1_keep),
+    )
     log.info("extractor training graph compiled in %.1f s", time.perf_counter() - started)
     for epoch in range(1, epochs + 1):
         progress = Progress(f"extractor epoch {epoch}/{epochs}", steps_per_epoch * batch_size, "images")
@@ -265,32 +299,61 @@ def train_extractor(train_images, train_labels, test_images, test_labels, epochs
         for batch in _batches(train_images.shape[0], batch_size, rng, drop_remainder=True):
             conv2_keep, fc1_keep = dropout_masks(dropout_rng, batch.size)
             # from_numpy shares the fresh arrays instead of copying them.
-            loss = float(train_step(ms.from_numpy(train_images[batch]),
-                                    ms.from_numpy(train_labels[batch].astype(np.int32)),
-                                    ms.from_numpy(conv2_keep), ms.from_numpy(fc1_keep)).asnumpy())
+            loss = float(
+                train_step(
+                    ms.from_numpy(train_images[batch]),
+                    ms.from_numpy(train_labels[batch].astype(np.int32)),
+                    ms.from_numpy(conv2_keep),
+                    ms.from_numpy(fc1_keep),
+                ).asnumpy()
+            )
             if not np.isfinite(loss):
                 raise FloatingPointError(
-                    f"extractor epoch {epoch}, step {progress.done // batch_size + 1}: loss is {loss}; stopping")
+                    f"extractor epoch {epoch}, step {progress.done // batch_size + 1}: loss is {loss}; stopping"
+                )
             loss_sum += loss
             progress.update(batch.size)
         last_loss = loss
         seconds = time.perf_counter() - epoch_start
         accuracy = evaluate(classifier, test_images, test_labels)
-        log.info("epoch: %d step: %d, loss is %.6f (epoch mean %.6f)", epoch, steps_per_epoch, last_loss,
-                 loss_sum / max(1, steps_per_epoch))
-        log.info("epoch time: %.3f ms, per step time: %.3f ms, %.0f images/s, noisy-test accuracy %.4f",
-                 seconds * 1e3, seconds * 1e3 / max(1, steps_per_epoch),
-                 steps_per_epoch * batch_size / seconds, accuracy)
-        history.append({"epoch": epoch, "loss": last_loss, "mean_loss": loss_sum / max(1, steps_per_epoch),
-                        "seconds": seconds,
-                        "images_per_second": steps_per_epoch * batch_size / seconds,
-                        "test_accuracy": accuracy})
+        log.info(
+            "epoch: %d step: %d, loss is %.6f (epoch mean %.6f)",
+            epoch,
+            steps_per_epoch,
+            last_loss,
+            loss_sum / max(1, steps_per_epoch),
+        )
+        log.info(
+            "epoch time: %.3f ms, per step time: %.3f ms, %.0f images/s, noisy-test accuracy %.4f",
+            seconds * 1e3,
+            seconds * 1e3 / max(1, steps_per_epoch),
+            steps_per_epoch * batch_size / seconds,
+            accuracy,
+        )
+        history.append(
+            {
+                "epoch": epoch,
+                "loss": last_loss,
+                "mean_loss": loss_sum / max(1, steps_per_epoch),
+                "seconds": seconds,
+                "images_per_second": steps_per_epoch * batch_size / seconds,
+                "test_accuracy": accuracy,
+            }
+        )
     save_model(net, checkpoint_out)
-    return {"epochs": epochs, "batch_size": batch_size, "lr": lr, "schedule": schedule,
-            "warmup_epochs": warmup_epochs, "seed": seed,
-            "train_images": int(train_images.shape[0]), "test_images": int(test_images.shape[0]),
-            "test_accuracy": history[-1]["test_accuracy"],
-            "train_seconds": time.perf_counter() - started, "history": history}
+    return {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "schedule": schedule,
+        "warmup_epochs": warmup_epochs,
+        "seed": seed,
+        "train_images": int(train_images.shape[0]),
+        "test_images": int(test_images.shape[0]),
+        "test_accuracy": history[-1]["test_accuracy"],
+        "train_seconds": time.perf_counter() - started,
+        "history": history,
+    }
 
 
 def load_extractor(checkpoint):
@@ -306,6 +369,7 @@ def feature_function(net):
 def extract_video_features(videos_npy, net, videos_per_chunk=200):
     """Yield (start, (n, frames, 50) float32) feature chunks for a (N, frames, 28, 28) .npy file."""
     from .npy_stream import iter_npy_chunks, npy_shape
+
     features = feature_function(net)
     (total, frames, _, _), _ = npy_shape(videos_npy)
     progress = Progress("extract_features", total * frames, "frames")

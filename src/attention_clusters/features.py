@@ -52,7 +52,7 @@ class FeaturePickleWriter:
         out = bytearray(pickle.EMPTY_LIST)
         for start in range(0, len(values), 1000):
             out += pickle.MARK
-            for value in values[start:start + 1000]:
+            for value in values[start : start + 1000]:
                 out += pickle.BININT + struct.pack("<i", value)
             out += pickle.APPENDS
         return bytes(out)
@@ -78,9 +78,12 @@ class RefusedGlobal(pickle.UnpicklingError):
 
 class _ArrayOnlyUnpickler(pickle.Unpickler):
     ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
         # Python 2 era pickles store array bytes as latin-1 text re-encoded by _codecs.encode.
         ("_codecs", "encode"),
     }
@@ -104,31 +107,59 @@ def load_features(path, frames=None, feature_dim=50):
             obj = _ArrayOnlyUnpickler(handle, encoding="bytes").load()
     except RefusedGlobal as err:
         raise WorkflowInputError(f"{path}: refused: {err}") from err
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, struct.error, IndexError, KeyError) as err:
-        raise WorkflowInputError(f"{path}: not a readable feature pickle ({type(err).__name__}: {err})") from err
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        struct.error,
+        IndexError,
+        KeyError,
+    ) as err:
+        raise WorkflowInputError(
+            f"{path}: not a readable feature pickle ({type(err).__name__}: {err})"
+        ) from err
     if not (isinstance(obj, tuple) and len(obj) == 3):
-        raise WorkflowInputError(f"{path}: expected a tuple (feats, labels, indexes), got {type(obj).__name__}")
-    for name, part in zip(("feats", "labels", "indexes"), obj):
-        if not isinstance(part, (list, tuple, np.ndarray)) or (isinstance(part, np.ndarray) and part.ndim == 0):
+        raise WorkflowInputError(
+            f"{path}: expected a tuple (feats, labels, indexes), got {type(obj).__name__}"
+        )
+    for name, part in zip(("feats", "labels", "indexes"), obj, strict=True):
+        if not isinstance(part, (list, tuple, np.ndarray)) or (
+            isinstance(part, np.ndarray) and part.ndim == 0
+        ):
             raise WorkflowInputError(f"{path}: {name} is {type(part).__name__}, expected a list")
     feats, labels, indexes = obj
     if not (len(feats) == len(labels) == len(indexes)):
         raise WorkflowInputError(
-            f"{path}: {len(feats)} features, {len(labels)} labels, {len(indexes)} indexes; expected equal counts")
+            f"{path}: {len(feats)} features, {len(labels)} labels, {len(indexes)} indexes; expected equal counts"
+        )
     for position, array in enumerate(feats):
-        frames = array.shape[0] if frames is None and isinstance(array, np.ndarray) and array.ndim == 2 else frames
-        if not isinstance(array, np.ndarray) or array.dtype.kind != "f" or array.ndim != 2 \
-                or array.shape != (frames, feature_dim):
+        frames = (
+            array.shape[0] if frames is None and isinstance(array, np.ndarray) and array.ndim == 2 else frames
+        )
+        if (
+            not isinstance(array, np.ndarray)
+            or array.dtype.kind != "f"
+            or array.ndim != 2
+            or array.shape != (frames, feature_dim)
+        ):
             raise WorkflowInputError(
                 f"{path}: feature {position} is {getattr(array, 'dtype', type(array).__name__)} "
                 f"{getattr(array, 'shape', '')}, expected float ({frames or 'L'}, {feature_dim})"
-                + (" like the first" if position else ""))
+                + (" like the first" if position else "")
+            )
     labels = np.asarray(labels)
     if labels.size and (labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= N_CLASSES):
         raise WorkflowInputError(f"{path}: labels must be integers in [0, {N_CLASSES})")
-    stacked = np.stack(feats).astype(np.float32, copy=False) if feats else np.zeros((0, frames or 0, feature_dim), np.float32)
+    stacked = (
+        np.stack(feats).astype(np.float32, copy=False)
+        if feats
+        else np.zeros((0, frames or 0, feature_dim), np.float32)
+    )
     finite = np.isfinite(stacked).reshape(len(stacked), -1).all(axis=1)
     if not finite.all():
-        raise WorkflowInputError(f"{path}: feature {int(np.flatnonzero(~finite)[0])} holds NaN or infinite values "
-                                 f"({int((~finite).sum())} of {len(stacked)} videos)")
+        raise WorkflowInputError(
+            f"{path}: feature {int(np.flatnonzero(~finite)[0])} holds NaN or infinite values "
+            f"({int((~finite).sum())} of {len(stacked)} videos)"
+        )
     return stacked, labels.astype(np.int64), list(indexes)

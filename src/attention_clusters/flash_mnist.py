@@ -34,7 +34,7 @@ def video_plan(label, repeats, frames, min_appear, max_appear, rng):
     appearances = rng.integers(min_appear, max_appear + 1, size=(repeats, len(digits)))
     for r in range(repeats):
         shown = np.repeat(digits, appearances[r])
-        slots = rng.permutation(frames)[:shown.size]
+        slots = rng.permutation(frames)[: shown.size]
         plan[r, slots] = shown
     return plan
 
@@ -56,15 +56,27 @@ def check_pools(labels, min_appear, max_appear, frames):
     if short:
         raise WorkflowInputError(
             f"MNIST labels: digits {short} have fewer than {max_appear} images; "
-            "every digit needs at least flash.max_appearances images")
+            "every digit needs at least flash.max_appearances images"
+        )
     if 10 * max_appear > frames:
-        raise WorkflowInputError(
-            f"config flash: 10 digits x max_appearances {max_appear} > frames {frames}")
+        raise WorkflowInputError(f"config flash: 10 digits x max_appearances {max_appear} > frames {frames}")
     return pools
 
 
-def write_flash_mnist(images, labels, sampler, repeats, frames, min_appear, max_appear,
-                      seed, split, videos_out, labels_out, frame_digits_out):
+def write_flash_mnist(
+    images,
+    labels,
+    sampler,
+    repeats,
+    frames,
+    min_appear,
+    max_appear,
+    seed,
+    split,
+    videos_out,
+    labels_out,
+    frame_digits_out,
+):
     """Write the (1024*K, frames, 28, 28) uint8 videos, their labels, and the digit of each frame.
 
     frame_digits (N, frames) int8 holds the digit shown in each frame, -1 for noise: the
@@ -85,7 +97,7 @@ def write_flash_mnist(images, labels, sampler, repeats, frames, min_appear, max_
             shown = picks >= 0
             videos[shown] = np.maximum(videos[shown], images[picks[shown]])
             out.write(videos)
-            frame_digits[label * repeats:(label + 1) * repeats] = plan
+            frame_digits[label * repeats : (label + 1) * repeats] = plan
             progress.update(repeats)
         out.close()
         with atomic_path(labels_out) as tmp_labels, atomic_path(frame_digits_out) as tmp_digits:

@@ -35,14 +35,16 @@ def read_idx(path, expect=None):
     else:
         raise WorkflowInputError(
             f"{path}: IDX magic number 0x{magic:08x}, expected 0x{IMAGES_MAGIC:08x} "
-            f"(images) or 0x{LABELS_MAGIC:08x} (labels)")
+            f"(images) or 0x{LABELS_MAGIC:08x} (labels)"
+        )
     if expect is not None and kind != expect:
         raise WorkflowInputError(f"{path}: holds IDX {kind}, expected {expect}")
     expected_bytes = int(np.prod(shape))
     if len(data) - header != expected_bytes:
         raise WorkflowInputError(
             f"{path}: header says {count} {kind} of shape {shape[1:]} ({expected_bytes} bytes) "
-            f"but the file holds {len(data) - header} bytes of data")
+            f"but the file holds {len(data) - header} bytes of data"
+        )
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
@@ -66,18 +68,20 @@ def write_idx(path, array):
 
 def load_mnist(paths):
     """Load the four MNIST files; `paths` maps train_images, train_labels, test_images, test_labels."""
-    data = {key: read_idx(paths[key], "images" if key.endswith("images") else "labels")
-            for key in MNIST_KEYS}
+    data = {key: read_idx(paths[key], "images" if key.endswith("images") else "labels") for key in MNIST_KEYS}
     for split in ("train", "test"):
         images, labels = data[f"{split}_images"], data[f"{split}_labels"]
         if images.shape[0] != labels.shape[0]:
             raise WorkflowInputError(
                 f"{paths[f'{split}_labels']}: {labels.shape[0]} labels for "
-                f"{images.shape[0]} images in {paths[f'{split}_images']}")
+                f"{images.shape[0]} images in {paths[f'{split}_images']}"
+            )
         if images.shape[1:] != (28, 28):
             raise WorkflowInputError(
-                f"{paths[f'{split}_images']}: images are {images.shape[1:]}, expected (28, 28)")
+                f"{paths[f'{split}_images']}: images are {images.shape[1:]}, expected (28, 28)"
+            )
         if labels.size and labels.max() > 9:
             raise WorkflowInputError(
-                f"{paths[f'{split}_labels']}: label {int(labels.max())} found, expected 0..9")
+                f"{paths[f'{split}_labels']}: label {int(labels.max())} found, expected 0..9"
+            )
     return data

@@ -29,6 +29,7 @@ def export_mindir(checkpoint, fc, natt, attention, batch_size, frames, feature_d
     import mindspore as ms
 
     from .model import load_model
+
     model = load_model(checkpoint, fc, natt, attention, feature_dim, frames)
     if batch_size is None:
         example = ms.Tensor(shape=[None, frames, feature_dim], dtype=ms.float32)
@@ -41,7 +42,9 @@ def export_mindir(checkpoint, fc, natt, attention, batch_size, frames, feature_d
         exported = stem.with_suffix(stem.suffix + ".mindir")
         tmp.write_bytes(without_compile_phase(exported.read_bytes()))
         exported.unlink()
-    log.info("exported %s (input %s x %d x %d) to %s", checkpoint, batch_size or "any", frames, feature_dim, out)
+    log.info(
+        "exported %s (input %s x %d x %d) to %s", checkpoint, batch_size or "any", frames, feature_dim, out
+    )
 
 
 def without_compile_phase(mindir):
@@ -50,6 +53,7 @@ def without_compile_phase(mindir):
     order, so the same checkpoint exported twice gave different files. The attribute becomes a
     constant (nothing reads it back when the model is loaded) and the primitives are sorted by name."""
     from mindspore.train import mind_ir_pb2
+
     model = mind_ir_pb2.ModelProto()
     model.ParseFromString(mindir)
     for graph in [model.graph, *model.functions]:
@@ -72,6 +76,7 @@ def copy_message(message):
 def preprocess(features_pkl, features_bin, labels_bin, frames):
     """Test features and labels to the seed's two raw float32 files; every video must have `frames` frames."""
     from .features import load_features
+
     feats, labels, _ = load_features(features_pkl, frames)
     with atomic_open(features_bin) as handle:
         handle.write(np.ascontiguousarray(feats, "<f4").tobytes())
@@ -89,20 +94,24 @@ def read_raw(path, row_shape, what):
     size = path.stat().st_size
     if size == 0 or size % row_bytes:
         raise WorkflowInputError(
-            f"{path}: {size} bytes is not a whole number of {what} rows of {row_shape} float32 ({row_bytes} bytes)")
+            f"{path}: {size} bytes is not a whole number of {what} rows of {row_shape} float32 ({row_bytes} bytes)"
+        )
     return np.fromfile(path, dtype="<f4").reshape((-1,) + tuple(row_shape))
 
 
 def load_mindir(path):
     import mindspore as ms
     from mindspore import nn
+
     path = Path(path)
     if not path.exists():
         raise WorkflowInputError(f"{path}: MINDIR file is missing")
     try:
         graph = ms.load(str(path))
     except Exception as err:  # MindSpore raises RuntimeError/ValueError for damaged files
-        raise WorkflowInputError(f"{path}: not a readable MINDIR model ({type(err).__name__}: {err})") from err
+        raise WorkflowInputError(
+            f"{path}: not a readable MINDIR model ({type(err).__name__}: {err})"
+        ) from err
     return nn.GraphCell(graph)
 
 
@@ -110,6 +119,7 @@ def infer(mindir, features_bin, batch_size, frames, feature_dim, logits_bin, tim
     """Run the MINDIR over the raw input file in batches of `batch_size`; write raw logits and timings.
     With `fixed_batch` (a MINDIR exported for exactly that batch) the last batch is padded."""
     import mindspore as ms
+
     cell = load_mindir(mindir)
     features = read_raw(features_bin, (frames, feature_dim), "feature")
     total = features.shape[0]
@@ -117,7 +127,7 @@ def infer(mindir, features_bin, batch_size, frames, feature_dim, logits_bin, tim
     progress = Progress("infer", total, "videos")
     with atomic_open(logits_bin) as handle:
         for start in range(0, total, batch_size):
-            batch = features[start:start + batch_size]
+            batch = features[start : start + batch_size]
             n = batch.shape[0]
             if fixed_batch and n < batch_size:  # the MINDIR's input shape is fixed: pad the last batch
                 batch = np.concatenate([batch, np.zeros((batch_size - n, frames, feature_dim), np.float32)])
@@ -125,23 +135,35 @@ def infer(mindir, features_bin, batch_size, frames, feature_dim, logits_bin, tim
             try:
                 logits = cell(ms.Tensor(batch)).asnumpy()
             except (RuntimeError, ValueError, TypeError) as err:
-                raise WorkflowInputError(f"{mindir}: the model does not accept input batches of "
-                                         f"{batch.shape} from {features_bin} ({err})") from err
+                raise WorkflowInputError(
+                    f"{mindir}: the model does not accept input batches of "
+                    f"{batch.shape} from {features_bin} ({err})"
+                ) from err
             latencies.append(time.perf_counter() - started)
             handle.write(np.ascontiguousarray(logits[:n], "<f4").tobytes())
             progress.update(n)
     seconds = float(sum(latencies))
     # The first call includes MindSpore's graph compilation; the steady-state latency excludes it.
     steady = latencies[1:] or latencies
-    timing = {"videos": total, "batch_size": batch_size, "batches": len(latencies), "total_seconds": seconds,
-              "first_batch_ms": latencies[0] * 1e3,
-              "latency_ms_per_batch": 1e3 * float(np.mean(steady)),
-              "latency_ms_per_video": 1e3 * float(np.mean(steady)) / batch_size,
-              "videos_per_second": batch_size / float(np.mean(steady))}
+    timing = {
+        "videos": total,
+        "batch_size": batch_size,
+        "batches": len(latencies),
+        "total_seconds": seconds,
+        "first_batch_ms": latencies[0] * 1e3,
+        "latency_ms_per_batch": 1e3 * float(np.mean(steady)),
+        "latency_ms_per_video": 1e3 * float(np.mean(steady)) / batch_size,
+        "videos_per_second": batch_size / float(np.mean(steady)),
+    }
     with atomic_open(timing_json, "w") as handle:
         json.dump(timing, handle, indent=2)
-    log.info("inference: %d videos, %.2f ms per batch of %d, %.0f videos/s", total,
-             timing["latency_ms_per_batch"], batch_size, timing["videos_per_second"])
+    log.info(
+        "inference: %d videos, %.2f ms per batch of %d, %.0f videos/s",
+        total,
+        timing["latency_ms_per_batch"],
+        batch_size,
+        timing["videos_per_second"],
+    )
 
 
 def postprocess(logits_bin, labels_bin, timing_json, eval_predictions, out_json):
@@ -149,17 +171,27 @@ def postprocess(logits_bin, labels_bin, timing_json, eval_predictions, out_json)
     logits = read_raw(logits_bin, (N_CLASSES,), "logits")
     labels = read_raw(labels_bin, (), "label").astype(np.int64)
     if logits.shape[0] != labels.shape[0]:
-        raise WorkflowInputError(f"{logits_bin}: {logits.shape[0]} rows of logits for {labels.shape[0]} labels "
-                                 f"in {labels_bin}")
+        raise WorkflowInputError(
+            f"{logits_bin}: {logits.shape[0]} rows of logits for {labels.shape[0]} labels in {labels_bin}"
+        )
     top1, top5 = topk_correct(logits, labels, TOPK)
     predictions = logits.argmax(axis=1)
     reference = load_npy(eval_predictions)
     with open(timing_json) as handle:
         timing = json.load(handle)
-    result = {"top1": top1 / labels.size, "top5": top5 / labels.size, "videos": int(labels.size),
-              "agrees_with_eval": bool(np.array_equal(predictions, reference)),
-              "disagreements": int((predictions != reference).sum()), **timing}
+    result = {
+        "top1": top1 / labels.size,
+        "top5": top5 / labels.size,
+        "videos": int(labels.size),
+        "agrees_with_eval": bool(np.array_equal(predictions, reference)),
+        "disagreements": int((predictions != reference).sum()),
+        **timing,
+    }
     with atomic_open(out_json, "w") as handle:
         json.dump(result, handle, indent=2)
-    log.info("acc: %.4f (top-5 %.4f); predictions %s eval's", result["top1"], result["top5"],
-             "equal" if result["agrees_with_eval"] else f"differ in {result['disagreements']} videos from")
+    log.info(
+        "acc: %.4f (top-5 %.4f); predictions %s eval's",
+        result["top1"],
+        result["top5"],
+        "equal" if result["agrees_with_eval"] else f"differ in {result['disagreements']} videos from",
+    )

@@ -6,9 +6,8 @@ axis and materialised transposed operands as copies; both were slow. Each cell's
 gives the plain formulation it computes.
 """
 
-import numpy as np
-
 import mindspore as ms
+import numpy as np
 from mindspore import Parameter, nn, ops
 from mindspore.common.initializer import Uniform, initializer
 
@@ -72,7 +71,9 @@ class MaxPool2x2(nn.Cell):
 
     def construct(self, y):
         w = self.width
-        return ops.maximum(ops.maximum(y[:, 0:w], y[:, w : 2 * w]), ops.maximum(y[:, 2 * w : 3 * w], y[:, 3 * w :]))
+        return ops.maximum(
+            ops.maximum(y[:, 0:w], y[:, w : 2 * w]), ops.maximum(y[:, 2 * w : 3 * w], y[:, 3 * w :])
+        )
 
     def bprop(self, y, out, dout):
         # The gradient goes to the first maximal element, as in PyTorch's max-pool.

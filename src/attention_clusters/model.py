@@ -19,9 +19,8 @@ alpha and beta start N(0, n^(-1/4)) as in the authors' code (the MindSpore port 
 the arguments of its initializer in the wrong order, giving every unit the same constant).
 """
 
-import numpy as np
-
 import mindspore as ms
+import numpy as np
 from mindspore import Parameter, nn, ops
 from mindspore.common.initializer import Normal, initializer
 

@@ -17,8 +17,9 @@ log = logging.getLogger("attention_clusters")
 NOISE_CLASS = 10
 
 
-def write_noisy_mnist(images, labels, sampler, repeats, noise_count, seed, split,
-                      images_out, labels_out, chunk=20000):
+def write_noisy_mnist(
+    images, labels, sampler, repeats, noise_count, seed, split, images_out, labels_out, chunk=20000
+):
     """Every image `repeats` times on fresh noise, then `noise_count` noise frames.
 
     Written in chunks to uint8 .npy files; reproducible from (seed, split).
@@ -26,7 +27,9 @@ def write_noisy_mnist(images, labels, sampler, repeats, noise_count, seed, split
     n_digits = images.shape[0] * repeats
     total = n_digits + noise_count
     source = np.tile(np.arange(images.shape[0]), repeats)
-    out_labels = np.concatenate([labels[source], np.full(noise_count, NOISE_CLASS, np.uint8)]).astype(np.uint8)
+    out_labels = np.concatenate([labels[source], np.full(noise_count, NOISE_CLASS, np.uint8)]).astype(
+        np.uint8
+    )
     progress = Progress(f"noisy_mnist[{split}]", total, "images")
     with atomic_open(images_out) as handle:
         out = NpyWriter(handle, (total, 28, 28), np.uint8)
@@ -37,8 +40,11 @@ def write_noisy_mnist(images, labels, sampler, repeats, noise_count, seed, split
             frames = sampler.sample(rng, (stop - start, 28, 28))
             digit_stop = min(stop, n_digits)
             if digit_stop > start:
-                np.maximum(frames[:digit_stop - start], images[source[start:digit_stop]],
-                           out=frames[:digit_stop - start])
+                np.maximum(
+                    frames[: digit_stop - start],
+                    images[source[start:digit_stop]],
+                    out=frames[: digit_stop - start],
+                )
             out.write(frames)
             progress.update(stop - start)
         out.close()

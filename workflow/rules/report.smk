@@ -15,17 +15,19 @@ rule attention_picture:
             labels=picture_labels,
         ),
         weights="results/report/attention_fc{fc}.npz",
-    params:
-        code=step_code("attention_picture"),
-        upstream=lambda w: upstream(evaluated_lineage(SimpleNamespace(**picture_model(w)))),
-        settings=picture_settings,
     log:
         "logs/attention_picture/fc{fc}.log",
+    conda:
+        "../envs/mindspore.yaml"
     threads: 1
     resources:
         **device_resources(DEVICES[0], "attention_picture", 2000),
-    conda:
-        "../envs/mindspore.yaml"
+    params:
+        code=step_code("attention_picture"),
+        upstream=lambda w: upstream(
+            evaluated_lineage(SimpleNamespace(**picture_model(w)))
+        ),
+        settings=picture_settings,
     script:
         "../scripts/attention_picture.py"
 
@@ -34,18 +36,28 @@ rule plot_curves:
     input:
         history=f"{MODEL_DIR}/history.tsv",
     output:
-        png=report(CURVE_PNG, caption="../report/curves.rst", category="Training curves", labels=MODEL_LABELS),
-    params:
-        code=step_code("plot_curves"),
-        upstream=lambda w: upstream(model_lineage(w)),
-        settings=lambda w: {"device": w.device, "attention": w.attention, "fc": int(w.fc), "natt": int(w.natt),
-                            "seed": int(w.seed)},
+        png=report(
+            CURVE_PNG,
+            caption="../report/curves.rst",
+            category="Training curves",
+            labels=MODEL_LABELS,
+        ),
     log:
         "logs/plot_curves/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",
-    threads: 1
     localrule: True
     conda:
         "../envs/mindspore.yaml"
+    threads: 1
+    params:
+        code=step_code("plot_curves"),
+        upstream=lambda w: upstream(model_lineage(w)),
+        settings=lambda w: {
+            "device": w.device,
+            "attention": w.attention,
+            "fc": int(w.fc),
+            "natt": int(w.natt),
+            "seed": int(w.seed),
+        },
     script:
         "../scripts/plot_curves.py"
 
@@ -61,7 +73,8 @@ rule report:
         ),
         data_benchmarks=list(data_stage_benchmarks().values()),
         pictures=expand(
-            "results/report/attention_fc{fc}.png", fc=sorted(attention_picture_models())
+            "results/report/attention_fc{fc}.png",
+            fc=sorted(attention_picture_models()),
         ),
         picture_predictions=[
             f"{MODEL_DIR}/test_predictions.npy".format(**model)
@@ -79,6 +92,11 @@ rule report:
             category="Accuracy",
             subcategory="All models",
         ),
+    log:
+        "logs/report.log",
+    localrule: True
+    conda:
+        "../envs/mindspore.yaml"
     params:
         code=step_code("report"),
         upstream=upstream(sweep_lineage()),
@@ -92,10 +110,5 @@ rule report:
             "{device} {attention} fc{fc} natt{natt} seed {seed}".format(**model)
             for _, model in sorted(attention_picture_models().items())
         ],
-    log:
-        "logs/report.log",
-    localrule: True
-    conda:
-        "../envs/mindspore.yaml"
     script:
         "../scripts/report.py"

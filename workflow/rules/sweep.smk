@@ -8,6 +8,21 @@ rule train_model:
         checkpoint=f"{MODEL_DIR}/model.ckpt",
         history=f"{MODEL_DIR}/history.tsv",
         summary=f"{MODEL_DIR}/train.json",
+    log:
+        "logs/train_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/train_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.tsv"
+    priority: train_priority
+    conda:
+        "../envs/mindspore.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        **device_resources(
+            None,
+            "train_model",
+            config["train"]["mem_mb"],
+            config["distributed"]["workers"],
+        ),
     params:
         code=step_code("train_model"),
         upstream=upstream(features_lineage("train")),
@@ -18,18 +33,6 @@ rule train_model:
         state_dir=f"{MODEL_DIR}/state",
         # msrun's own and its ranks' logs, when distributed.workers > 1.
         worker_logs="logs/train_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.workers",
-    priority: train_priority
-    log:
-        "logs/train_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",
-    benchmark:
-        "results/benchmarks/train_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.tsv"
-    threads: config["train"]["threads"]
-    resources:
-        **device_resources(
-            None, "train_model", config["train"]["mem_mb"], config["distributed"]["workers"]
-        ),
-    conda:
-        "../envs/mindspore.yaml"
     script:
         "../scripts/train_model.py"
 
@@ -48,17 +51,17 @@ rule eval_model:
             labels=MODEL_LABELS,
         ),
         predictions=f"{MODEL_DIR}/test_predictions.npy",
+    log:
+        "logs/eval_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",
+    conda:
+        "../envs/mindspore.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        **device_resources(None, "eval_model", config["train"]["mem_mb"]),
     params:
         code=step_code("eval_model"),
         upstream=lambda w: upstream(model_lineage(w) + features_lineage("test")),
         settings=eval_settings,
-    log:
-        "logs/eval_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",
-    threads: config["train"]["threads"]
-    resources:
-        **device_resources(None, "eval_model", config["train"]["mem_mb"]),
-    conda:
-        "../envs/mindspore.yaml"
     script:
         "../scripts/eval_model.py"
 
@@ -68,13 +71,13 @@ rule sweep_metrics:
         sweep_outputs(f"{MODEL_DIR}/metrics.json"),
     output:
         "results/metrics.tsv",
-    params:
-        code=step_code("sweep_metrics"),
-        upstream=upstream(sweep_lineage()),
     log:
         "logs/sweep_metrics.log",
     localrule: True
     conda:
         "../envs/mindspore.yaml"
+    params:
+        code=step_code("sweep_metrics"),
+        upstream=upstream(sweep_lineage()),
     script:
         "../scripts/sweep_metrics.py"

