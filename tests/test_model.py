@@ -343,6 +343,15 @@ def test_sweep_table_format_errors(tmp_path, text, match):
         read_sweep(tmp_path / "s.tsv")
 
 
+def test_patience_with_several_workers_is_refused_when_the_table_is_read(tmp_path):
+    (tmp_path / "s.tsv").write_text(HEADER + "\tpatience\n1\t8\t1e-3\t0\t2\t3\n")
+    assert read_sweep(tmp_path / "s.tsv", workers=1)[0]["patience"] == 3
+    with pytest.raises(
+        WorkflowInputError, match=r"line 2: patience needs one worker \(distributed.workers is 2\)"
+    ):
+        read_sweep(tmp_path / "s.tsv", workers=2)
+
+
 def test_sweep_table_with_a_byte_order_mark_and_optional_columns(tmp_path):
     (tmp_path / "s.tsv").write_bytes(
         (

@@ -33,6 +33,8 @@ from .progress import Progress
 from .schedules import adam_learning_rate, learning_rates
 
 log = logging.getLogger("attention_clusters")
+# The pre-training's random generators, with their SeedSequence spawn keys: batch order, dropout masks.
+RNGS = (("batch", 7), ("dropout", 8))
 MEAN, STD = 0.1307, 0.3081  # MNIST's pixel mean and standard deviation (of x / 255)
 
 KERNEL = 5
@@ -266,94 +268,83 @@ def train_extractor(
 ):
     """Pre-train on Noisy-MNIST with Adam and NLL loss; save the checkpoint; return metrics.
 
-    `schedule` as the sweep's (train.learning_rates): `constant` is the seed's; `cosine` anneals
+    `schedule` as the sweep's (schedules.learning_rates): `constant` is the seed's; `cosine` anneals
     lr to 0, which settles the weights: on real digits a constant lr oscillated between 97.1 and
     97.7 % from epoch 4 on, 40 cosine epochs reached 98.8 % on held-out digits (docs/real-digits.md).
     """
+    settings = dict(
+        epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, warmup_epochs=warmup_epochs
+    )
+    settings["seed"] = seed
     net = build_network(seed)
     pretrain, classifier = pretraining_cells(net)
-    steps_per_epoch = train_images.shape[0] // batch_size
-    rates = learning_rates(schedule, lr, epochs, steps_per_epoch, warmup_epochs)
+    steps = train_images.shape[0] // batch_size
+    rates = learning_rates(schedule, lr, epochs, steps, warmup_epochs)
     optimizer = nn.Adam(net.trainable_params(), learning_rate=adam_learning_rate(rates))
     # nn.TrainOneStepCell: an @ms.jit function around ms.value_and_grad ran several times
     # slower on MindSpore 2.10's CPU backend.
     train_step = nn.TrainOneStepCell(pretrain, optimizer)
     train_step.set_train(True)
-
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7,)))
-    dropout_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(8,)))
-    history = []
+    rngs = {name: np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(key,))) for name, key in RNGS}
     started = time.perf_counter()
-    # Compile the step's graph before the first epoch's clock starts (shapes only, no update).
-    conv2_keep, fc1_keep = (np.ones_like(m) for m in dropout_masks(np.random.default_rng(0), batch_size))
-    train_step.compile(
-        ms.Tensor(train_images[:batch_size]),
-        ms.Tensor(train_labels[:batch_size].astype(np.int32)),
-        ms.Tensor(conv2_keep),
-        ms.Tensor(fc1_keep),
-    )
+    compile_step(train_step, train_images, train_labels, batch_size)
     log.info("extractor training graph compiled in %.1f s", time.perf_counter() - started)
+    history = []
     for epoch in range(1, epochs + 1):
-        progress = Progress(f"extractor epoch {epoch}/{epochs}", steps_per_epoch * batch_size, "images")
-        epoch_start, loss_sum = time.perf_counter(), 0.0
-        for batch in _batches(train_images.shape[0], batch_size, rng, drop_remainder=True):
-            conv2_keep, fc1_keep = dropout_masks(dropout_rng, batch.size)
-            # from_numpy shares the fresh arrays instead of copying them.
-            loss = float(
-                train_step(
-                    ms.from_numpy(train_images[batch]),
-                    ms.from_numpy(train_labels[batch].astype(np.int32)),
-                    ms.from_numpy(conv2_keep),
-                    ms.from_numpy(fc1_keep),
-                ).asnumpy()
-            )
-            if not np.isfinite(loss):
-                raise FloatingPointError(
-                    f"extractor epoch {epoch}, step {progress.done // batch_size + 1}: loss is {loss}; stopping"
-                )
-            loss_sum += loss
-            progress.update(batch.size)
-        last_loss = loss
-        seconds = time.perf_counter() - epoch_start
-        accuracy = evaluate(classifier, test_images, test_labels)
-        log.info(
-            "epoch: %d step: %d, loss is %.6f (epoch mean %.6f)",
-            epoch,
-            steps_per_epoch,
-            last_loss,
-            loss_sum / max(1, steps_per_epoch),
+        progress = Progress(f"extractor epoch {epoch}/{epochs}", steps * batch_size, "images")
+        last_loss, mean_loss, seconds = train_epoch(
+            train_step, train_images, train_labels, batch_size, rngs, progress
         )
+        accuracy = evaluate(classifier, test_images, test_labels)
+        rate = steps * batch_size / seconds
+        log.info("epoch: %d step: %d, loss is %.6f (epoch mean %.6f)", epoch, steps, last_loss, mean_loss)
         log.info(
             "epoch time: %.3f ms, per step time: %.3f ms, %.0f images/s, noisy-test accuracy %.4f",
-            seconds * 1e3,
-            seconds * 1e3 / max(1, steps_per_epoch),
-            steps_per_epoch * batch_size / seconds,
-            accuracy,
+            *(seconds * 1e3, seconds * 1e3 / max(1, steps), rate, accuracy),
         )
-        history.append(
-            {
-                "epoch": epoch,
-                "loss": last_loss,
-                "mean_loss": loss_sum / max(1, steps_per_epoch),
-                "seconds": seconds,
-                "images_per_second": steps_per_epoch * batch_size / seconds,
-                "test_accuracy": accuracy,
-            }
-        )
+        history.append(dict(epoch=epoch, loss=last_loss, mean_loss=mean_loss, seconds=seconds))
+        history[-1].update(images_per_second=rate, test_accuracy=accuracy)
     save_model(net, checkpoint_out)
     return {
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "schedule": schedule,
-        "warmup_epochs": warmup_epochs,
-        "seed": seed,
+        **settings,
         "train_images": int(train_images.shape[0]),
         "test_images": int(test_images.shape[0]),
         "test_accuracy": history[-1]["test_accuracy"],
         "train_seconds": time.perf_counter() - started,
         "history": history,
     }
+
+
+def compile_step(train_step, images, labels, batch_size):
+    """Compile the step's graph before the first epoch's clock starts (shapes only, no update)."""
+    conv2_keep, fc1_keep = (np.ones_like(m) for m in dropout_masks(np.random.default_rng(0), batch_size))
+    train_step.compile(
+        ms.Tensor(images[:batch_size]),
+        ms.Tensor(labels[:batch_size].astype(np.int32)),
+        ms.Tensor(conv2_keep),
+        ms.Tensor(fc1_keep),
+    )
+
+
+def train_epoch(train_step, images, labels, batch_size, rngs, progress):
+    """One epoch over whole batches in a seeded order; (last step's loss, mean loss, seconds)."""
+    started, loss_sum, steps = time.perf_counter(), 0.0, 0
+    for batch in _batches(images.shape[0], batch_size, rngs["batch"], drop_remainder=True):
+        conv2_keep, fc1_keep = dropout_masks(rngs["dropout"], batch.size)
+        # from_numpy shares the fresh arrays instead of copying them.
+        loss = float(
+            train_step(
+                ms.from_numpy(images[batch]),
+                ms.from_numpy(labels[batch].astype(np.int32)),
+                ms.from_numpy(conv2_keep),
+                ms.from_numpy(fc1_keep),
+            ).asnumpy()
+        )
+        if not np.isfinite(loss):
+            raise FloatingPointError(f"{progress.what}, step {steps + 1}: loss is {loss}; stopping")
+        loss_sum, steps = loss_sum + loss, steps + 1
+        progress.update(batch.size)
+    return loss, loss_sum / max(1, steps), time.perf_counter() - started
 
 
 def load_extractor(checkpoint):

@@ -94,14 +94,8 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
         raise RefusedGlobal(f"global '{module}.{name}' is not allowed in a feature pickle")
 
 
-def load_features(path, frames=None, feature_dim=50):
-    """Read and check a feature pickle; returns (features (N, frames, 50) float32, labels, indexes).
-
-    Every video must have `frames` frames (or, when None, as many as the first) and finite values.
-
-    Only numpy arrays, numbers, strings and containers are accepted; anything else is
-    an error naming the file. The arrays are stacked into one array for training.
-    """
+def _unpickle(path):
+    """(feats, labels, indexes) of a feature pickle: three lists of equal length, else one error."""
     try:
         with open(path, "rb") as handle:
             obj = _ArrayOnlyUnpickler(handle, encoding="bytes").load()
@@ -133,6 +127,18 @@ def load_features(path, frames=None, feature_dim=50):
         raise WorkflowInputError(
             f"{path}: {len(feats)} features, {len(labels)} labels, {len(indexes)} indexes; expected equal counts"
         )
+    return feats, labels, indexes
+
+
+def load_features(path, frames=None, feature_dim=50):
+    """Read and check a feature pickle; returns (features (N, frames, 50) float32, labels, indexes).
+
+    Every video must have `frames` frames (or, when None, as many as the first) and finite values.
+
+    Only numpy arrays, numbers, strings and containers are accepted; anything else is
+    an error naming the file. The arrays are stacked into one array for training.
+    """
+    feats, labels, indexes = _unpickle(path)
     for position, array in enumerate(feats):
         frames = (
             array.shape[0] if frames is None and isinstance(array, np.ndarray) and array.ndim == 2 else frames

@@ -193,17 +193,9 @@ def benchmark_seconds(path):
     return float(rows[0]["s"]) if rows else None
 
 
-def run_lines(benchmarks, config, repository):
-    """The report's record of the run: commit, machine, when it ran, and the merged config.
-
-    A job's start is its benchmark file's time less the seconds it records; the run spans the
-    earliest such start to now (the report is its last job)."""
-    import datetime
-    import os
-    import platform
+def git_commit(repository):
+    """The checkout's commit, marked when tracked files have uncommitted changes."""
     import subprocess
-
-    import yaml
 
     def git(*args):
         try:
@@ -216,14 +208,14 @@ def run_lines(benchmarks, config, repository):
     commit = git("rev-parse", "HEAD") or "unknown (not a git checkout)"
     if git("status", "--porcelain", "--untracked-files=no"):
         commit += " with uncommitted changes"
-    starts = []
-    for path in benchmarks:
-        seconds = benchmark_seconds(path)
-        if seconds is not None:
-            starts.append(Path(path).stat().st_mtime - seconds)
-    now = datetime.datetime.now(datetime.timezone.utc)
-    start = datetime.datetime.fromtimestamp(min(starts), datetime.timezone.utc) if starts else now
-    cpu = (
+    return commit
+
+
+def cpu_model():
+    """The CPU's model name (from /proc/cpuinfo on Linux)."""
+    import platform
+
+    return (
         next(
             (
                 line.split(":", 1)[1].strip()
@@ -235,6 +227,28 @@ def run_lines(benchmarks, config, repository):
         if Path("/proc/cpuinfo").exists()
         else platform.processor()
     )
+
+
+def run_lines(benchmarks, config, repository):
+    """The report's record of the run: commit, machine, when it ran, and the merged config.
+
+    A job's start is its benchmark file's time less the seconds it records; the run spans the
+    earliest such start to now (the report is its last job)."""
+    import datetime
+    import os
+    import platform
+
+    import yaml
+
+    commit = git_commit(repository)
+    starts = []
+    for path in benchmarks:
+        seconds = benchmark_seconds(path)
+        if seconds is not None:
+            starts.append(Path(path).stat().st_mtime - seconds)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    start = datetime.datetime.fromtimestamp(min(starts), datetime.timezone.utc) if starts else now
+    cpu = cpu_model()
     try:
         import mindspore
 
@@ -289,6 +303,68 @@ def confusion_lines(pictures, test_labels):
     return lines
 
 
+def inference_lines(models):
+    """The inference section: each exported model's accuracy, latency and agreement with eval."""
+    lines = [
+        "## Inference (exported MINDIR, the seed's 310 file formats)",
+        "",
+        "| model | device | top-1 (%) | top-5 (%) | latency per batch (ms) | batch | videos/s | equals eval |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for model in models:
+        with open(model["infer_metrics"]) as handle:
+            inf = json.load(handle)
+        agrees = "yes" if inf["agrees_with_eval"] else f"no, {inf['disagreements']} videos differ"
+        lines.append(
+            f"| {model_name(model)} | {model['infer_device']} (trained on {model['device']}) | "
+            f"{100 * inf['top1']:.1f} | {100 * inf['top5']:.1f} | {inf['latency_ms_per_batch']:.2f} | "
+            f"{inf['batch_size']} | {inf['videos_per_second']:,.0f} | {agrees} |"
+        )
+    return lines
+
+
+def settings_lines(models, rows):
+    """Which settings made each model (from its train.json), its best epoch and its times."""
+    lines = [
+        "",
+        "## Training settings and time per model",
+        "",
+        "| model | device | batch | lr | schedule | warm-up | weight decay | epochs run / max | patience | "
+        "best epoch | job time (s) | training (s) | parameters |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    by_key = {(r["device"], r["attention"], int(r["fc"]), int(r["natt"]), int(r["seed"])): r for r in rows}
+    for model in models:
+        r = by_key[(model["device"], model["attention"], model["fc"], model["natt"], model["seed"])]
+        with open(model["summary"]) as handle:
+            settings = json.load(handle)
+        run_epochs = len(read_tsv(model["history"]))
+        lines.append(
+            f"| {model_name(model)} | {model['device']} | {settings['batch_size']} | {settings['lr']:g} | "
+            f"{settings.get('schedule', 'constant')} | {settings.get('warmup_epochs', 0):g} | "
+            f"{settings['weight_decay']:g} | {run_epochs} / {settings['epochs']} | "
+            f"{settings.get('patience', 0) or '–'} | {r['best_epoch']} | "
+            f"{benchmark_seconds(model['train_benchmark']):.1f} | {float(r['train_seconds']):.1f} | "
+            f"{int(r['parameters']):,} |"
+        )
+    return lines
+
+
+def intro_lines(rows):
+    """The report's title and what its main table shows."""
+    seeds = sorted({r["seed"] for r in rows})
+    lines = ["# Attention Clusters on Flash-MNIST: results", ""]
+    lines += [
+        f"Test top-1 and top-5 of every model of the sweep, each chosen at its best validation epoch; "
+        f"mean ± standard deviation over {len(seeds)} seed(s) ({', '.join(seeds)}) where there are several. "
+        "Beside them the seed's numbers (MindSpore ModelZoo, 200 epochs, shifting attention) and the "
+        "paper's for the same kind of attention. Δ is the best device's mean top-1 minus the reference, "
+        "in points.",
+        "",
+    ]
+    return lines
+
+
 def write_report(
     metrics_tsv,
     models,
@@ -311,16 +387,7 @@ def write_report(
     rel = lambda p: Path(p).resolve().relative_to(out_md.parent.resolve()).as_posix()  # noqa: E731
     plot_accuracy(groups, devices, accuracy_png)
 
-    seeds = sorted({r["seed"] for r in rows})
-    lines = ["# Attention Clusters on Flash-MNIST: results", ""]
-    lines += [
-        f"Test top-1 and top-5 of every model of the sweep, each chosen at its best validation epoch; "
-        f"mean ± standard deviation over {len(seeds)} seed(s) ({', '.join(seeds)}) where there are several. "
-        "Beside them the seed's numbers (MindSpore ModelZoo, 200 epochs, shifting attention) and the "
-        "paper's for the same kind of attention. Δ is the best device's mean top-1 minus the reference, "
-        "in points.",
-        "",
-    ]
+    lines = intro_lines(rows)
     lines += results_table(groups, devices)
     lines += ["", f"![top-1 against the number of attention units]({rel(accuracy_png)})", ""]
     lines += [
@@ -340,44 +407,9 @@ def write_report(
         ]
         lines += confusion_lines([{**p, "png_rel": rel(p["png"])} for p in pictures], test_labels)
 
-    lines += [
-        "## Inference (exported MINDIR, the seed's 310 file formats)",
-        "",
-        "| model | device | top-1 (%) | top-5 (%) | latency per batch (ms) | batch | videos/s | equals eval |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for model in models:
-        with open(model["infer_metrics"]) as handle:
-            inf = json.load(handle)
-        agrees = "yes" if inf["agrees_with_eval"] else f"no, {inf['disagreements']} videos differ"
-        lines.append(
-            f"| {model_name(model)} | {model['infer_device']} (trained on {model['device']}) | "
-            f"{100 * inf['top1']:.1f} | {100 * inf['top5']:.1f} | {inf['latency_ms_per_batch']:.2f} | "
-            f"{inf['batch_size']} | {inf['videos_per_second']:,.0f} | {agrees} |"
-        )
+    lines += inference_lines(models)
 
-    lines += [
-        "",
-        "## Training settings and time per model",
-        "",
-        "| model | device | batch | lr | schedule | warm-up | weight decay | epochs run / max | patience | "
-        "best epoch | job time (s) | training (s) | parameters |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    by_key = {(r["device"], r["attention"], int(r["fc"]), int(r["natt"]), int(r["seed"])): r for r in rows}
-    for model in models:
-        r = by_key[(model["device"], model["attention"], model["fc"], model["natt"], model["seed"])]
-        with open(model["summary"]) as handle:
-            settings = json.load(handle)
-        run_epochs = len(read_tsv(model["history"]))
-        lines.append(
-            f"| {model_name(model)} | {model['device']} | {settings['batch_size']} | {settings['lr']:g} | "
-            f"{settings.get('schedule', 'constant')} | {settings.get('warmup_epochs', 0):g} | "
-            f"{settings['weight_decay']:g} | {run_epochs} / {settings['epochs']} | "
-            f"{settings.get('patience', 0) or '–'} | {r['best_epoch']} | "
-            f"{benchmark_seconds(model['train_benchmark']):.1f} | {float(r['train_seconds']):.1f} | "
-            f"{int(r['parameters']):,} |"
-        )
+    lines += settings_lines(models, rows)
 
     lines += ["", "## Data stages", "", "| step | time (s) |", "|---|---|"]
     for name, path in data_benchmarks.items():

@@ -18,7 +18,7 @@ DEFAULTS = {"batch_size": None, "schedule": "constant", "warmup_epochs": 0.0, "p
 COLUMNS = {**REQUIRED, **OPTIONAL}
 
 
-def _checks(row):
+def _checks(row, workers):
     return (
         (row["fc"] in (1, 2), "fc must be 1 or 2"),
         (row["natt"] >= 1, "natt must be >= 1"),
@@ -35,11 +35,17 @@ def _checks(row):
             "warmup_epochs must be between 0 and epochs",
         ),
         (row["patience"] >= 0, "patience must be >= 0"),
+        # Only rank 0 of a data-parallel job validates; the other ranks could not tell when to stop.
+        (
+            row["patience"] == 0 or workers == 1,
+            f"patience needs one worker (distributed.workers is {workers})",
+        ),
     )
 
 
-def read_sweep(path):
-    """Rows of a tab-separated sweep table, checked; an error names the file, line and column."""
+def read_sweep(path, workers=1):
+    """Rows of a tab-separated sweep table, checked for jobs of `workers` data-parallel ranks; an
+    error names the file, line and column."""
     try:
         # utf-8-sig: a table saved by a spreadsheet may start with a byte-order mark.
         with open(path, newline="", encoding="utf-8-sig") as handle:
@@ -85,7 +91,7 @@ def read_sweep(path):
                 raise WorkflowInputError(
                     f"{path}, line {number}: {column} = {text!r}, expected {COLUMNS[column].__name__}"
                 ) from None
-        for ok, message in _checks(row):
+        for ok, message in _checks(row, workers):
             if not ok:
                 raise WorkflowInputError(f"{path}, line {number}: {message} (row {raw})")
         key = (row["fc"], row["natt"])

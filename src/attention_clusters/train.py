@@ -27,6 +27,8 @@ from .model import build_model, parameter_count
 from .schedules import adam_learning_rate, learning_rates
 
 log = logging.getLogger("attention_clusters")
+# The training's random generators, with their SeedSequence spawn keys: batch order, dropout masks.
+RNGS = (("batch_rng", 12), ("dropout_rng", 13))
 
 
 @dataclass(frozen=True)
@@ -184,11 +186,7 @@ def train_model(
     """
     c = config
     train_idx, val_idx = split_validation(labels, c.val_fraction, c.seed)
-    if train_idx.size < c.batch_size * workers:
-        raise WorkflowInputError(
-            f"training split has {train_idx.size} videos, fewer than one batch of {c.batch_size}"
-            + (f" for each of {workers} workers" if workers > 1 else "")
-        )
+    check_job(c, train_idx.size, workers)
     settings = {**asdict(c), "videos": int(labels.shape[0]), **(inputs or {})}
     if workers > 1:  # absent for one worker, so the state of single-worker runs stays resumable
         settings["workers"] = workers
@@ -197,8 +195,7 @@ def train_model(
     rates = learning_rates(c.schedule, c.lr, c.epochs, steps, c.warmup_epochs)
     train_step, optimizer = make_train_step(model, rates, c.weight_decay)
     rngs = {
-        "batch_rng": np.random.default_rng(np.random.SeedSequence(c.seed, spawn_key=(12,))),
-        "dropout_rng": np.random.default_rng(np.random.SeedSequence(c.seed, spawn_key=(13,))),
+        name: np.random.default_rng(np.random.SeedSequence(c.seed, spawn_key=(key,))) for name, key in RNGS
     }
     store = TrainState(state_dir)
     state = resume(store, settings, model, optimizer, rngs, c.epochs)
@@ -206,58 +203,21 @@ def train_model(
     x_train, y_train = features[train_idx], labels[train_idx].astype(np.int32)
     x_val, y_val = features[val_idx], labels[val_idx]
     for epoch in range(state["epoch"] + 1, c.epochs + 1):
-        if c.patience and epoch - state["best_epoch"] > c.patience:
-            log.info(
-                "stopping after epoch %d: validation top-1 has not improved for %d epochs (best %.4f at "
-                "epoch %d)",
-                epoch - 1,
-                c.patience,
-                state["best_val_top1"],
-                state["best_epoch"],
-            )
+        if stalled(state, c.patience, epoch):
             break
-        loss_sum, loss, seconds = train_epoch(
+        losses, seconds = train_epoch(
             train_step, model, x_train, y_train, c, epoch, steps, rngs, rank, workers
         )
-        if rank != 0:
+        if rank == 0:
+            record_epoch(model, x_val, y_val, c, epoch, steps, workers, losses, seconds, state, store)
+        else:
             log.info(
                 "rank %d epoch %d: %d steps, mean loss %.4f on this rank's shard, %.1f s",
-                rank,
-                epoch,
-                steps,
-                loss_sum / max(1, steps),
-                seconds,
+                *(rank, epoch, steps, losses[0], seconds),
             )
-            continue
-        val_top1, val_top5, _ = evaluate(model, x_val, y_val) if y_val.size else (float("nan"),) * 2 + (None,)
-        log.info("epoch: %d step: %d, loss is %s", epoch, steps, loss)
-        log.info("epoch time: %.3f ms, per step time: %.3f ms", seconds * 1e3, seconds * 1e3 / max(1, steps))
-        log.info(
-            "epoch %d/%d: mean loss %.4f, validation top-1 %.4f top-5 %.4f, %.0f samples/s, ETA %.0f s",
-            epoch,
-            c.epochs,
-            loss_sum / max(1, steps),
-            val_top1,
-            val_top5,
-            steps * c.batch_size * workers / seconds,
-            (c.epochs - epoch) * seconds,
-        )
-        state["history"].append(
-            {
-                "epoch": epoch,
-                "loss": loss_sum / max(1, steps),
-                "last_loss": loss,
-                "val_top1": val_top1,
-                "val_top5": val_top5,
-                "seconds": seconds,
-            }
-        )
-        state["train_seconds"] += seconds
-        if val_top1 > state["best_val_top1"] or not y_val.size:
-            state["best_val_top1"], state["best_epoch"] = val_top1, epoch
-            save_model(model, store.best)
         state.update(epoch=epoch, **{name: rng.bit_generator.state for name, rng in rngs.items()})
-        store.save(model, optimizer, state)
+        if rank == 0:
+            store.save(model, optimizer, state)
 
     if workers > 1:
         # Equal digests across ranks show that the gradients were averaged: each rank saw other data.
@@ -265,13 +225,34 @@ def train_model(
     if rank != 0:
         return None
     write_outputs(store, state, checkpoint_out, history_out)
-    return {
-        **settings,
-        "best_epoch": state["best_epoch"],
-        "best_val_top1": state["best_val_top1"],
-        "train_seconds": state["train_seconds"],
-        "parameters": parameter_count(model),
-    }
+    best = {key: state[key] for key in ("best_epoch", "best_val_top1", "train_seconds")}
+    return {**settings, **best, "parameters": parameter_count(model)}
+
+
+def check_job(config, train_videos, workers):
+    """One clear error before any training for a job that cannot run as asked."""
+    if train_videos < config.batch_size * workers:
+        raise WorkflowInputError(
+            f"training split has {train_videos} videos, fewer than one batch of {config.batch_size}"
+            + (f" for each of {workers} workers" if workers > 1 else "")
+        )
+    if config.patience and workers > 1:
+        # Only rank 0 validates: the other ranks could not tell when to stop, and would wait forever.
+        raise WorkflowInputError(
+            f"fc{config.fc}/natt{config.natt}: patience {config.patience} needs one worker "
+            f"(distributed.workers is {workers}); set the row's patience to 0 or use one worker"
+        )
+
+
+def stalled(state, patience, epoch):
+    """Whether validation top-1 has not improved for `patience` epochs before `epoch` (0: never)."""
+    if not patience or epoch - state["best_epoch"] <= patience:
+        return False
+    log.info(
+        "stopping after epoch %d: validation top-1 has not improved for %d epochs (best %.4f at epoch %d)",
+        *(epoch - 1, patience, state["best_val_top1"], state["best_epoch"]),
+    )
+    return True
 
 
 def resume(store, settings, model, optimizer, rngs, epochs):
@@ -306,7 +287,7 @@ def resume(store, settings, model, optimizer, rngs, epochs):
 
 
 def train_epoch(train_step, model, x_train, y_train, config, epoch, steps, rngs, rank, workers):
-    """One epoch of `steps` steps; (summed per-video mean losses, the last step's loss, seconds)."""
+    """One epoch of `steps` steps; ((mean loss per video, the last step's), seconds)."""
     batch_size = config.batch_size
     model.set_train(True)
     started = time.perf_counter()
@@ -347,7 +328,43 @@ def train_epoch(train_step, model, x_train, y_train, config, epoch, steps, rngs,
                 (steps - step - 1) / rate + (config.epochs - epoch) * steps / rate,
             )
             last_report = now
-    return loss_sum, loss, time.perf_counter() - started
+    return (loss_sum / max(1, steps), loss), time.perf_counter() - started
+
+
+def record_epoch(model, x_val, y_val, config, epoch, steps, workers, losses, seconds, state, store):
+    """Rank 0 after each epoch: validation top-1/top-5, the epoch's log lines and history row, and
+    the best checkpoint so far (by validation top-1; the last epoch without a validation split)."""
+    val_top1, val_top5, _ = evaluate(model, x_val, y_val) if y_val.size else (float("nan"),) * 2 + (None,)
+    mean_loss, last_loss = losses
+    # The first two lines as the seed's LossMonitor and TimeMonitor wrote them.
+    log.info("epoch: %d step: %d, loss is %s", epoch, steps, last_loss)
+    log.info("epoch time: %.3f ms, per step time: %.3f ms", seconds * 1e3, seconds * 1e3 / max(1, steps))
+    samples = steps * config.batch_size * workers
+    log.info(
+        "epoch %d/%d: mean loss %.4f, validation top-1 %.4f top-5 %.4f, %.0f samples/s, ETA %.0f s",
+        *(
+            epoch,
+            config.epochs,
+            mean_loss,
+            val_top1,
+            val_top5,
+            samples / seconds,
+            (config.epochs - epoch) * seconds,
+        ),
+    )
+    row = dict(
+        epoch=epoch,
+        loss=mean_loss,
+        last_loss=last_loss,
+        val_top1=val_top1,
+        val_top5=val_top5,
+        seconds=seconds,
+    )
+    state["history"].append(row)
+    state["train_seconds"] += seconds
+    if val_top1 > state["best_val_top1"] or not y_val.size:
+        state["best_val_top1"], state["best_epoch"] = val_top1, epoch
+        save_model(model, store.best)
 
 
 def write_outputs(store, state, checkpoint_out, history_out):

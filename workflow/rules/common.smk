@@ -153,7 +153,10 @@ def features_settings():
 # results/sweep/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}/.
 from attention_clusters.sweep import read_sweep
 
-SWEEP = {(row["fc"], row["natt"]): row for row in read_sweep(config["sweep"]["table"])}
+SWEEP = {
+    (row["fc"], row["natt"]): row
+    for row in read_sweep(config["sweep"]["table"], config["distributed"]["workers"])
+}
 DEVICES = config["sweep"]["devices"]
 ATTENTION = config["sweep"]["attention"]
 SEEDS = config["sweep"]["seeds"]
