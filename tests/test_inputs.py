@@ -4,6 +4,7 @@ unwritable outputs, slow mirrors."""
 import copy
 import http.server
 import logging
+import sys
 import threading
 import time
 import types
@@ -17,7 +18,9 @@ from attention_clusters import WorkflowInputError
 from attention_clusters.config_check import check_config
 from attention_clusters.download import fetch_file
 from attention_clusters.npy_stream import iter_npy_chunks, load_npy, npy_shape
-from attention_clusters.rule_runner import run
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow/scripts"))
+from runner import job_arguments, run, step_arguments  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
@@ -90,8 +93,56 @@ def test_truncated_npy_names_the_file(tmp_path):
         npy_shape(tmp_path / "b.npy")
 
 
-def fake_snakemake(log):
-    return types.SimpleNamespace(log=[str(log)], rule="some_rule", wildcards={}, params={})
+class Named(list):
+    """Snakemake's named lists: positional entries, then named ones, all in the list."""
+
+    def __init__(self, *positional, **named):
+        super().__init__([*positional, *named.values()])
+        self.named = named
+
+    def items(self):
+        return self.named.items()
+
+
+def fake_snakemake(log, input=None, output=None, params=None, threads=1):
+    job = dict(input=input, output=output, params=params, wildcards=None)
+    return types.SimpleNamespace(
+        **{name: value if value is not None else Named() for name, value in job.items()},
+        log=[str(log)], rule="some_rule", threads=threads, scriptdir="/repo/workflow/scripts",
+    )  # fmt: skip
+
+
+def test_the_runner_passes_a_jobs_inputs_outputs_and_settings_by_name(tmp_path):
+    job = fake_snakemake(
+        tmp_path / "rule.log",
+        input=Named(features="f.pkl", histories=Named("a.tsv", "b.tsv")),
+        output=Named(checkpoint="m.ckpt", summary="train.json"),
+        params=Named(code="c0de", upstream="up", settings={"lr": 0.1, "epochs": 3}, state_dir="s/"),
+        threads=2,
+    )
+    assert job_arguments(job) == {
+        "features": "f.pkl",
+        "histories": ["a.tsv", "b.tsv"],
+        "checkpoint_out": "m.ckpt",
+        "summary_out": "train.json",
+        "lr": 0.1,
+        "epochs": 3,
+        "state_dir": "s/",
+        "threads": 2,
+        "rule_log": str(tmp_path / "rule.log"),
+        "workflow_dir": "/repo/workflow",
+    }
+    assert job_arguments(fake_snakemake(tmp_path / "l", output=Named("one.npy")))["out"] == "one.npy"
+
+    def step(features, histories, checkpoint_out, summary_out, lr, epochs, state_dir, threads):
+        pass
+
+    passed = step_arguments(step, job_arguments(job))
+    assert "rule_log" not in passed and "workflow_dir" not in passed and passed["threads"] == 2
+    with pytest.raises(TypeError, match=r"takes no argument\(s\) \['state_dir'\] of this rule"):
+        step_arguments(
+            lambda features, histories, checkpoint_out, summary_out, lr, epochs: None, job_arguments(job)
+        )
 
 
 def test_an_unwritable_output_is_one_line_naming_the_file(tmp_path):

