@@ -1,7 +1,8 @@
 import numpy as np
+import pandas as pd
 
 from attention_clusters.attention_pictures import one_digit_confusion
-from attention_clusters.report import group, paper_reference, paper_table, results_table
+from attention_clusters.report import paper_reference, paper_table, results_table, summarize
 
 
 def row(attention, fc, natt, seed, top1, device="CPU"):
@@ -26,14 +27,18 @@ def test_mean_and_std_over_seeds():
         row("noshift", 2, 8, 1, 0.30),
         row("noshift", 2, 8, 2, 0.20),
     ]
-    lines = results_table(group(rows), ["CPU"])
+    lines = results_table(summarize(pd.DataFrame(rows)), ["CPU"])
     shift = next(line for line in lines if line.startswith("| shift | 2 | 8 |"))
     noshift = next(line for line in lines if line.startswith("| noshift | 2 | 8 |"))
     # mean 82.0, sample std 2.8 over 2 seeds; references: seed Ascend 76.4, GPU 81.6, paper FC2 shift 83.1
-    assert "82.0 ± 2.8 (n=2)" in shift and "| 76.4 | +5.6 | 81.6 | +0.4 | 83.1 | -1.1 |" in shift
+    assert shift.count("|") == lines[0].count("|")  # one cell per column of the header
+    assert (
+        "| 82.0 ± 2.8 (n=2) | 92.0 ± 2.8 (n=2) |" in shift
+        and "| 76.4 | +5.6 | 81.6 | +0.4 | 83.1 | -1.1 |" in shift
+    )
     # no shift is compared with the paper's FC2 no-shift column only
     assert "25.0 ± 7.1 (n=2)" in noshift and noshift.endswith("|  |  |  |  | 22.5 | +2.5 |")
-    table = paper_table(group(rows), "CPU")
+    table = paper_table(summarize(pd.DataFrame(rows)), "CPU")
     assert "| 8 | – / 0.9 | – / 31.7 | **25.0** / 22.5 | – / 80.6 | **82.0** / 83.1 |" in table
 
 

@@ -4,12 +4,11 @@ Models that differ only by seed are grouped: accuracies are given as mean ± sta
 deviation over the seeds, with their number.
 """
 
-import csv
 import json
 import logging
 from pathlib import Path
 
-import numpy as np
+import pandas as pd
 
 from .atomic import atomic_open, atomic_path
 from .npy_stream import load_npy
@@ -25,9 +24,9 @@ PAPER_COLUMNS = (
 )
 
 
-def read_tsv(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle, delimiter="\t"))
+def read_table(path):
+    """A tab-separated table (metrics.tsv, a history, a benchmark file), every value as written."""
+    return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
 
 
 def paper_reference(attention, fc, natt):
@@ -41,23 +40,34 @@ def paper_reference(attention, fc, natt):
     return None
 
 
-def group(rows):
-    """{(attention, fc, natt): {device: {"top1": [...], "top5": [...], "row": first row}}}, in %."""
-    groups = {}
-    for row in rows:
-        key = (row["attention"], int(row["fc"]), int(row["natt"]))
-        cell = groups.setdefault(key, {}).setdefault(row["device"], {"top1": [], "top5": [], "row": row})
-        cell["top1"].append(100 * float(row["top1"]))
-        cell["top5"].append(100 * float(row["top5"]))
-    return groups
+def summarize(table):
+    """metrics.tsv's rows grouped over seeds: one row per (attention, fc, natt, device) with top-1
+    and top-5 in % (mean, sample standard deviation; `top1_spread`: the population one, for the
+    plot's error bars), the number of seeds `n`, and the first seed's epochs, lr and weight decay."""
+    table = table.assign(
+        fc=table["fc"].astype(int),
+        natt=table["natt"].astype(int),
+        top1=100 * table["top1"].astype(float),
+        top5=100 * table["top5"].astype(float),
+    )
+    return table.groupby(["attention", "fc", "natt", "device"]).agg(
+        top1_mean=("top1", "mean"),
+        top1_std=("top1", "std"),
+        top1_spread=("top1", lambda values: values.std(ddof=0)),
+        top5_mean=("top5", "mean"),
+        top5_std=("top5", "std"),
+        n=("top1", "size"),
+        epochs=("epochs", "first"),
+        lr=("lr", "first"),
+        weight_decay=("weight_decay", "first"),
+    )
 
 
-def mean_std(values):
-    if not values:
+def mean_std(mean, std, n):
+    """'mean' for one seed, else 'mean ± std (n=…)', in %; '' for none."""
+    if not n:
         return ""
-    if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{np.mean(values):.1f} ± {np.std(values, ddof=1):.1f} (n={len(values)})"
+    return f"{mean:.1f}" if n == 1 else f"{mean:.1f} ± {std:.1f} (n={n})"
 
 
 def _pct(value):
@@ -68,22 +78,34 @@ def _diff(ours, ref):
     return "" if ours is None or ref is None else f"{ours - ref:+.1f}"
 
 
-def results_table(groups, devices):
+def device_cell(per_device, device, metric):
+    """(mean, std, n) of `metric` for `device`, or (None, None, 0) if it has no model there."""
+    if device not in per_device.index:
+        return None, None, 0
+    return (
+        per_device.at[device, f"{metric}_mean"],
+        per_device.at[device, f"{metric}_std"],
+        per_device.at[device, "n"],
+    )
+
+
+def results_table(summary, devices):
     """The seed's table shape: one top-1 column per device (mean ± std over seeds), top-5, references, Δ."""
     head = ["attention", "fc", "natt", "epochs", "lr", "weight decay"]
     head += [f"{d} top-1 (%)" for d in devices] + [f"{d} top-5 (%)" for d in devices]
     head += ["seed Ascend", "Δ", "seed GPU", "Δ", "paper", "Δ"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for (attention, fc, natt), per_device in sorted(groups.items()):
-        first = next(iter(per_device.values()))["row"]
-        means = [np.mean(per_device[d]["top1"]) for d in devices if d in per_device]
+    for (attention, fc, natt), per_device in summary.groupby(level=["attention", "fc", "natt"]):
+        per_device = per_device.droplevel(["attention", "fc", "natt"])  # indexed by device
+        first = per_device.iloc[0]
+        means = [per_device.at[d, "top1_mean"] for d in devices if d in per_device.index]
         best = max(means) if means else None
         seed = SEED.get((fc, natt)) if attention == "shift" else None
         ascend, gpu = (seed[2], seed[3]) if seed else (None, None)
         paper = paper_reference(attention, fc, natt)
         cells = [attention, fc, natt, first["epochs"], first["lr"], first["weight_decay"]]
-        cells += [mean_std(per_device[d]["top1"]) if d in per_device else "" for d in devices]
-        cells += [mean_std(per_device[d]["top5"]) if d in per_device else "" for d in devices]
+        for metric in ("top1", "top5"):
+            cells += [mean_std(*device_cell(per_device, d, metric)) for d in devices]
         cells += [
             _pct(ascend),
             _diff(best, ascend),
@@ -96,7 +118,7 @@ def results_table(groups, devices):
     return lines
 
 
-def paper_table(groups, device):
+def paper_table(summary, device):
     """The paper's Flash-MNIST table, column by column: this workflow's mean top-1 / the paper's."""
     lines = ["| n | " + " | ".join(title for *_, title in PAPER_COLUMNS) + " |", "|---" * 6 + "|"]
     for natt, reference in sorted(PAPER.items()):
@@ -104,16 +126,16 @@ def paper_table(groups, device):
         for attention, fc, index, _ in PAPER_COLUMNS:
             fcs = (fc,) if fc is not None else (1, 2)
             ours = [
-                np.mean(groups[(attention, f, natt)][device]["top1"])
+                summary.at[(attention, f, natt, device), "top1_mean"]
                 for f in fcs
-                if device in groups.get((attention, f, natt), {})
+                if (attention, f, natt, device) in summary.index
             ]
             cells.append(f"**{ours[0]:.1f}** / {reference[index]}" if ours else f"– / {reference[index]}")
         lines.append(f"| {natt} | " + " | ".join(cells) + " |")
     return lines
 
 
-def plot_accuracy(groups, devices, out):
+def plot_accuracy(summary, devices, out):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -133,16 +155,19 @@ def plot_accuracy(groups, devices, out):
             label="paper, shift",
         )
         for device in devices:
-            for attention in sorted({a for a, _, _ in groups}):
-                points = sorted(
-                    (natt, np.mean(c[device]["top1"]), np.std(c[device]["top1"]))
-                    for (a, f, natt), c in groups.items()
-                    if a == attention and f == fc and device in c
-                )
-                if points:
-                    x, mean, std = zip(*points, strict=True)
+            for attention in sorted(summary.index.unique("attention")):
+                level = summary.index.get_level_values
+                points = summary[
+                    (level("attention") == attention) & (level("fc") == fc) & (level("device") == device)
+                ]
+                if len(points):
                     ax.errorbar(
-                        x, mean, yerr=std, fmt="o-", capsize=3, label=f"this workflow, {device}, {attention}"
+                        points.index.get_level_values("natt"),
+                        points["top1_mean"],
+                        yerr=points["top1_spread"],
+                        fmt="o-",
+                        capsize=3,
+                        label=f"this workflow, {device}, {attention}",
                     )
         ax.set_xscale("log", base=2)
         ax.set_xlabel("attention units (natt)")
@@ -162,17 +187,15 @@ def plot_history(history_tsv, title, out):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    history = read_tsv(history_tsv)
-    epochs = [int(r["epoch"]) for r in history]
+    history = read_table(history_tsv)
+    epochs = history["epoch"].astype(int)
     fig, left = plt.subplots(figsize=(6, 3.4))
-    left.plot(epochs, [float(r["loss"]) for r in history], color="tab:blue")
+    left.plot(epochs, history["loss"].astype(float), color="tab:blue")
     left.set_xlabel("epoch")
     left.set_ylabel("training loss", color="tab:blue")
     right = left.twinx()
-    right.plot(epochs, [100 * float(r["val_top1"]) for r in history], color="tab:orange", label="top-1")
-    right.plot(
-        epochs, [100 * float(r["val_top5"]) for r in history], color="tab:orange", ls="--", label="top-5"
-    )
+    right.plot(epochs, 100 * history["val_top1"].astype(float), color="tab:orange", label="top-1")
+    right.plot(epochs, 100 * history["val_top5"].astype(float), color="tab:orange", ls="--", label="top-5")
     right.set_ylabel("validation accuracy (%)", color="tab:orange")
     right.legend(fontsize=8, loc="center right")
     left.set_title(title)
@@ -189,8 +212,9 @@ def plot_curves(history, device, attention, fc, natt, seed, png_out):
 
 
 def benchmark_seconds(path):
-    rows = read_tsv(path)
-    return float(rows[0]["s"]) if rows else None
+    """The wall seconds a Snakemake benchmark file records, or None if it has no row."""
+    table = read_table(path)
+    return float(table["s"].iloc[0]) if len(table) else None
 
 
 def git_commit(repository):
@@ -323,7 +347,7 @@ def inference_lines(models):
     return lines
 
 
-def settings_lines(models, rows):
+def settings_lines(models, table):
     """Which settings made each model (from its train.json), its best epoch and its times."""
     lines = [
         "",
@@ -333,12 +357,13 @@ def settings_lines(models, rows):
         "best epoch | job time (s) | training (s) | parameters |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    by_key = {(r["device"], r["attention"], int(r["fc"]), int(r["natt"]), int(r["seed"])): r for r in rows}
+    by_key = table.set_index(["device", "attention", "fc", "natt", "seed"])
     for model in models:
-        r = by_key[(model["device"], model["attention"], model["fc"], model["natt"], model["seed"])]
+        key = tuple(str(model[k]) for k in ("device", "attention", "fc", "natt", "seed"))
+        r = by_key.loc[key]
         with open(model["summary"]) as handle:
             settings = json.load(handle)
-        run_epochs = len(read_tsv(model["history"]))
+        run_epochs = len(read_table(model["history"]))
         lines.append(
             f"| {model_name(model)} | {model['device']} | {settings['batch_size']} | {settings['lr']:g} | "
             f"{settings.get('schedule', 'constant')} | {settings.get('warmup_epochs', 0):g} | "
@@ -350,9 +375,9 @@ def settings_lines(models, rows):
     return lines
 
 
-def intro_lines(rows):
+def intro_lines(table):
     """The report's title and what its main table shows."""
-    seeds = sorted({r["seed"] for r in rows})
+    seeds = sorted(table["seed"].unique())
     lines = ["# Attention Clusters on Flash-MNIST: results", ""]
     lines += [
         f"Test top-1 and top-5 of every model of the sweep, each chosen at its best validation epoch; "
@@ -435,20 +460,20 @@ def write_report(
     curve_png (drawn by plot_curves), summary (the training job's train.json). `pictures`: dicts with name,
     png, predictions (the attention pictures' models). `config` (the merged config) and `repository`
     (the workflow's checkout) go into the record of the run."""
-    rows = read_tsv(metrics_tsv)
-    groups = group(rows)
+    table = read_table(metrics_tsv)
+    summary = summarize(table)
     out_md = Path(out_md)
     rel = lambda p: Path(p).resolve().relative_to(out_md.parent.resolve()).as_posix()  # noqa: E731
-    plot_accuracy(groups, devices, accuracy_png)
+    plot_accuracy(summary, devices, accuracy_png)
 
-    lines = intro_lines(rows)
-    lines += results_table(groups, devices)
+    lines = intro_lines(table)
+    lines += results_table(summary, devices)
     lines += ["", f"![top-1 against the number of attention units]({rel(accuracy_png)})", ""]
     lines += [
         f"## The paper's table, column by column ({devices[0]}: this workflow / the paper, top-1 %)",
         "",
     ]
-    lines += paper_table(groups, devices[0])
+    lines += paper_table(summary, devices[0])
 
     if pictures:
         lines += [
@@ -463,7 +488,7 @@ def write_report(
 
     lines += inference_lines(models)
 
-    lines += settings_lines(models, rows)
+    lines += settings_lines(models, table)
 
     lines += ["", "## Data stages", "", "| step | time (s) |", "|---|---|"]
     for name, path in data_benchmarks.items():

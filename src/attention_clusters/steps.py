@@ -7,6 +7,7 @@ them. They are also usable from Python directly.
 
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -296,16 +297,16 @@ METRIC_COLUMNS = (
 
 
 def sweep_metrics(metrics_files, out):
-    rows = []
-    for path in metrics_files:
-        with open(path) as handle:
-            rows.append(json.load(handle))
-    rows.sort(key=lambda r: (r["device"], r["attention"], r["fc"], r["natt"], r["seed"]))
+    """metrics.tsv: one row (METRIC_COLUMNS) per model's metrics.json, by device, attention, fc, natt, seed."""
+    import pandas as pd
+
+    table = pd.DataFrame([json.loads(Path(path).read_text()) for path in metrics_files])
+    table = table.sort_values(["device", "attention", "fc", "natt", "seed"], kind="stable")
     with atomic_open(out, "w") as handle:
-        handle.write("\t".join(METRIC_COLUMNS) + "\n")
-        for row in rows:
-            handle.write("\t".join(str(row[c]) for c in METRIC_COLUMNS) + "\n")
-    log.info("%d models in %s", len(rows), out)
+        table.to_csv(
+            handle, sep="\t", columns=list(METRIC_COLUMNS), index=False, na_rep="nan", lineterminator="\n"
+        )
+    log.info("%d models in %s", len(table), out)
 
 
 def export_model(checkpoint, device, threads, fc, natt, attention, batch_size, frames, feature_dim, out):
