@@ -45,8 +45,31 @@ def planned_jobs(proc):
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
+    """One finished run of the tiny preset, shared by the module's tests: read it, never change it
+    (a test that edits the config, the outputs or runs Snakemake for real takes `tiny_copy`)."""
     workdir = make_workdir(tmp_path_factory.mktemp("tiny"))
     run_snakemake(workdir, *TINY)
+    before = _snapshot(workdir)
+    yield workdir
+    changed = sorted(set(before.items()) ^ set(_snapshot(workdir).items()))
+    assert not changed, f"a test changed the shared tiny run: {changed[:10]}"
+
+
+def _snapshot(workdir):
+    """{path: (size, mtime)} of the run's config and outputs."""
+    return {
+        str(path.relative_to(workdir)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for top in ("config", "results")
+        for path in (workdir / top).rglob("*")
+        if path.is_file()
+    }
+
+
+@pytest.fixture
+def tiny_copy(tiny_run, tmp_path):
+    """A private copy of the finished tiny run (outputs, times and Snakemake's records) to change."""
+    workdir = tmp_path / "run"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
     return workdir
 
 
@@ -100,9 +123,9 @@ def test_same_config_same_bytes(tiny_run, tmp_path):
         assert first == second, f"{output} differs between two runs of the same config"
 
 
-def test_changing_k_reruns_only_its_split(tiny_run):
-    (tiny_run / "config/test.yaml").write_text("flash:\n  k_test: 2\n")
-    jobs = planned_jobs(run_snakemake(tiny_run, *TINY_AND_TEST, "--dry-run"))
+def test_changing_k_reruns_only_its_split(tiny_copy):
+    (tiny_copy / "config/test.yaml").write_text("flash:\n  k_test: 2\n")
+    jobs = planned_jobs(run_snakemake(tiny_copy, *TINY_AND_TEST, "--dry-run"))
     assert jobs == {
         "flash_mnist": 1,
         "extract_features": 1,
@@ -155,12 +178,12 @@ def _with_schedule_column(table, fc2_natt4_schedule):
     ],
     ids=["lr", "schedule"],
 )
-def test_editing_one_rows_settings_reruns_that_row_only(tiny_run, edit):
-    table = tiny_run / "config/sweep_tiny.tsv"
+def test_editing_one_rows_settings_reruns_that_row_only(tiny_copy, edit):
+    table = tiny_copy / "config/sweep_tiny.tsv"
     original = table.read_text()
     try:
         table.write_text(edit(original))
-        jobs = planned_jobs(run_snakemake(tiny_run, *TINY, "--dry-run"))
+        jobs = planned_jobs(run_snakemake(tiny_copy, *TINY, "--dry-run"))
     finally:
         table.write_text(original)
     # fc2/natt4 is also the fc2 model whose attention the report draws.
@@ -178,9 +201,9 @@ def test_editing_one_rows_settings_reruns_that_row_only(tiny_run, edit):
     }
 
 
-def test_changing_extractor_epochs_reruns_features_and_every_model(tiny_run):
-    (tiny_run / "config/test.yaml").write_text("extractor:\n  epochs: 4\n")
-    jobs = planned_jobs(run_snakemake(tiny_run, *TINY_AND_TEST, "--dry-run"))
+def test_changing_extractor_epochs_reruns_features_and_every_model(tiny_copy):
+    (tiny_copy / "config/test.yaml").write_text("extractor:\n  epochs: 4\n")
+    jobs = planned_jobs(run_snakemake(tiny_copy, *TINY_AND_TEST, "--dry-run"))
     assert jobs == {
         "train_extractor": 1,
         "extract_features": 2,
@@ -222,18 +245,21 @@ def test_report_and_inference(tiny_run):
     run = report[report.index("## The run") :]
     assert "- commit: unknown (not a git checkout)" in run and "MindSpore 2.10" in run and " cores, " in run
     assert "k_train: 2" in run and "table: config/sweep_tiny.tsv" in run
-    html = run_snakemake(tiny_run, *TINY, "--report", "results/report.html")
-    assert (tiny_run / "results/report.html").stat().st_size > 10_000, html.stdout
 
 
-def test_changing_a_checkpoint_reruns_that_models_chain(tiny_run):
+def test_snakemakes_html_report(tiny_copy):
+    html = run_snakemake(tiny_copy, *TINY, "--report", "results/report.html")
+    assert (tiny_copy / "results/report.html").stat().st_size > 10_000, html.stdout
+
+
+def test_changing_a_checkpoint_reruns_that_models_chain(tiny_copy):
     # A plain `touch` reruns nothing in Snakemake 9: a newer input whose checksum is unchanged
     # is not a change. So the checkpoint's bytes change, and are put back afterwards.
-    checkpoint = tiny_run / "results/sweep/CPU/shift/fc1_natt2/seed1/model.ckpt"
+    checkpoint = tiny_copy / "results/sweep/CPU/shift/fc1_natt2/seed1/model.ckpt"
     stat, original = checkpoint.stat(), checkpoint.read_bytes()
     try:
         checkpoint.write_bytes(original + b"\0")
-        proc = run_snakemake(tiny_run, *TINY, "--dry-run")
+        proc = run_snakemake(tiny_copy, *TINY, "--dry-run")
     finally:
         checkpoint.write_bytes(original)
         os.utime(checkpoint, ns=(stat.st_atime_ns, stat.st_mtime_ns))
@@ -253,7 +279,7 @@ def test_changing_a_checkpoint_reruns_that_models_chain(tiny_run):
         line for line in proc.stdout.splitlines() if "output:" in line and "results/report" not in line
     ]
     assert per_model_outputs and not any("fc2_natt4" in line for line in per_model_outputs)
-    assert "Nothing to be done" in run_snakemake(tiny_run, *TINY, "--dry-run").stdout
+    assert "Nothing to be done" in run_snakemake(tiny_copy, *TINY, "--dry-run").stdout
 
 
 def _report_variable(html, name):
@@ -262,9 +288,9 @@ def _report_variable(html, name):
     return json.loads(line[len(f"var {name} = ") :].rstrip(";"))
 
 
-def test_snakemakes_report_archive_has_every_models_entries_labelled(tiny_run, tmp_path):
+def test_snakemakes_report_archive_has_every_models_entries_labelled(tiny_copy, tmp_path):
     archive = tmp_path / "report.zip"
-    run_snakemake(tiny_run, *TINY, "--report", str(archive))
+    run_snakemake(tiny_copy, *TINY, "--report", str(archive))
     with zipfile.ZipFile(archive) as handle:
         html = handle.read(next(name for name in handle.namelist() if name.endswith("report.html"))).decode()
         stored = handle.namelist()
@@ -310,9 +336,9 @@ def test_attention_pictures_use_the_models_weights(tiny_run):
     assert "differ from their label in exactly one digit" in report
 
 
-def test_two_attention_kinds_and_two_seeds_plan_exactly_their_jobs(tiny_run):
-    (tiny_run / "config/test.yaml").write_text("sweep:\n  attention: [shift, noshift]\n  seeds: [1, 2]\n")
-    proc = run_snakemake(tiny_run, *TINY_AND_TEST, "--dry-run")
+def test_two_attention_kinds_and_two_seeds_plan_exactly_their_jobs(tiny_copy):
+    (tiny_copy / "config/test.yaml").write_text("sweep:\n  attention: [shift, noshift]\n  seeds: [1, 2]\n")
+    proc = run_snakemake(tiny_copy, *TINY_AND_TEST, "--dry-run")
     # 2 rows x 2 kinds x 2 seeds = 8 models, 2 of which (shift, seed 1) exist already.
     per_model = {
         "train_model": 6,
@@ -331,18 +357,18 @@ def test_two_attention_kinds_and_two_seeds_plan_exactly_their_jobs(tiny_run):
     } - {("shift", "fc1_natt2", "1"), ("shift", "fc2_natt4", "1")}
 
 
-def test_unavailable_device_fails_at_once_and_the_rest_goes_on(tiny_run):
-    (tiny_run / "config/test.yaml").write_text("sweep:\n  devices: [CPU, GPU]\n")
-    proc = run_snakemake(tiny_run, *TINY_AND_TEST, "--keep-going", check=False)
+def test_unavailable_device_fails_at_once_and_the_rest_goes_on(tiny_copy):
+    (tiny_copy / "config/test.yaml").write_text("sweep:\n  devices: [CPU, GPU]\n")
+    proc = run_snakemake(tiny_copy, *TINY_AND_TEST, "--keep-going", check=False)
     assert proc.returncode != 0
-    log = (tiny_run / "logs/train_model/GPU/shift/fc1_natt2/seed1.log").read_text()
+    log = (tiny_copy / "logs/train_model/GPU/shift/fc1_natt2/seed1.log").read_text()
     assert "device 'GPU' was asked for, but this MindSpore (2.10.0) can use only: CPU" in log
     assert "Error in rule train_model" in proc.stdout + proc.stderr
-    assert not (tiny_run / "results/sweep/GPU/shift/fc1_natt2/seed1/model.ckpt").exists()
-    assert (tiny_run / "results/sweep/CPU/shift/fc2_natt4/seed1/metrics.json").exists()
+    assert not (tiny_copy / "results/sweep/GPU/shift/fc1_natt2/seed1/model.ckpt").exists()
+    assert (tiny_copy / "results/sweep/CPU/shift/fc2_natt4/seed1/metrics.json").exists()
     # The CPU models were left alone: nothing to do for them.
-    (tiny_run / "config/test.yaml").write_text("sweep:\n  devices: [CPU]\n")
-    assert "Nothing to be done" in run_snakemake(tiny_run, *TINY_AND_TEST, "--dry-run").stdout
+    (tiny_copy / "config/test.yaml").write_text("sweep:\n  devices: [CPU]\n")
+    assert "Nothing to be done" in run_snakemake(tiny_copy, *TINY_AND_TEST, "--dry-run").stdout
 
 
 @pytest.mark.parametrize(
@@ -423,9 +449,8 @@ def _cmdline(pid):
         return ""
 
 
-def test_a_killed_training_with_new_settings_is_rerun_not_forgotten(tiny_run, tmp_path):
-    workdir = tmp_path / "run"
-    shutil.copytree(tiny_run, workdir, symlinks=True)
+def test_a_killed_training_with_new_settings_is_rerun_not_forgotten(tiny_copy):
+    workdir = tiny_copy
     table = workdir / "config/sweep_tiny.tsv"
     table.write_text(table.read_text().replace("1\t2\t1e-3\t0\t3", "1\t2\t1e-3\t0\t40"))
     log = workdir / "logs/train_model/CPU/shift/fc1_natt2/seed1.log"
