@@ -105,30 +105,13 @@ def test_synthetic_digits_are_learnable(tmp_path, tiny_mnist):
             tmp_path / f"{split}_i.npy",
             tmp_path / f"{split}_l.npy",
         )
+    splits = [np.load(tmp_path / f"{split}_{part}.npy") for split in ("train", "test") for part in "il"]
     metrics = train_extractor(
-        np.load(tmp_path / "train_i.npy"),
-        np.load(tmp_path / "train_l.npy"),
-        np.load(tmp_path / "test_i.npy"),
-        np.load(tmp_path / "test_l.npy"),
-        epochs=2,
-        batch_size=64,
-        lr=1e-3,
-        seed=1,
-        checkpoint_out=tmp_path / "x.ckpt",
+        *splits, epochs=2, batch_size=64, lr=1e-3, seed=1, checkpoint_out=tmp_path / "x.ckpt"
     )
     assert metrics["test_accuracy"] > 0.6, metrics
     # Same seed, same weights: training is reproducible on CPU whatever the thread count.
-    train_extractor(
-        np.load(tmp_path / "train_i.npy"),
-        np.load(tmp_path / "train_l.npy"),
-        np.load(tmp_path / "test_i.npy"),
-        np.load(tmp_path / "test_l.npy"),
-        epochs=2,
-        batch_size=64,
-        lr=1e-3,
-        seed=1,
-        checkpoint_out=tmp_path / "y.ckpt",
-    )
+    train_extractor(*splits, epochs=2, batch_size=64, lr=1e-3, seed=1, checkpoint_out=tmp_path / "y.ckpt")
     first, second = ms.load_checkpoint(str(tmp_path / "x.ckpt")), ms.load_checkpoint(str(tmp_path / "y.ckpt"))
     assert all(np.array_equal(first[k].asnumpy(), second[k].asnumpy()) for k in first)
     # The checkpoint reloads into the same function, and videos go through it in chunks.
