@@ -29,6 +29,7 @@ from attention_clusters.sweep import read_sweep  # noqa: E402
 from attention_clusters.train import TrainConfig, split_validation, train_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+SWEEP_SCHEMA = ROOT / "workflow/schemas/sweep.schema.yaml"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -189,7 +190,7 @@ def test_nan_loss_stops_with_clear_error(tmp_path):
 
 
 def test_sweep_table_errors(tmp_path):
-    rows = read_sweep(ROOT / "config/sweep_seed.tsv")
+    rows = read_sweep(ROOT / "config/sweep_seed.tsv", SWEEP_SCHEMA)
     assert len(rows) == 16 and rows[0] == {
         "fc": 1,
         "natt": 1,
@@ -203,14 +204,14 @@ def test_sweep_table_errors(tmp_path):
     }
     bad = tmp_path / "s.tsv"
     bad.write_text("fc\tnatt\tlr\tweight_decay\tepochs\n3\t8\t1e-3\t0\t2\n")
-    with pytest.raises(WorkflowInputError, match=r"s\.tsv, line 2: fc must be 1 or 2"):
-        read_sweep(bad)
+    with pytest.raises(WorkflowInputError, match=r"s\.tsv, line 2: fc: 3 is not one of \[1, 2\]"):
+        read_sweep(bad, SWEEP_SCHEMA)
     bad.write_text("fc\tnatt\tlr\tepochs\n1\t8\t1e-3\t2\n")
     with pytest.raises(WorkflowInputError, match=r"missing columns \['weight_decay'\]"):
-        read_sweep(bad)
+        read_sweep(bad, SWEEP_SCHEMA)
     bad.write_text("fc\tnatt\tlr\tweight_decay\tepochs\n1\teight\t1e-3\t0\t2\n")
     with pytest.raises(WorkflowInputError, match=r"line 2: natt = 'eight', expected int"):
-        read_sweep(bad)
+        read_sweep(bad, SWEEP_SCHEMA)
 
 
 def test_weight_decay_applies_to_every_parameter():
@@ -324,32 +325,44 @@ HEADER = "fc\tnatt\tlr\tweight_decay\tepochs"
             HEADER + "\tlearning_rate\n1\t8\t1e-3\t0\t2\t1\n",
             r"line 1: unknown column\(s\) \['learning_rate'\]",
         ),
-        (HEADER + "\n1\t8\tinf\t0\t2\n", r"line 2: lr must be a finite number > 0"),
-        (HEADER + "\n1\t8\tnan\t0\t2\n", r"line 2: lr must be a finite number > 0"),
+        (HEADER + "\n1\t8\tinf\t0\t2\n", r"line 2: lr and weight_decay must be finite"),
+        (HEADER + "\n1\t8\tnan\t0\t2\n", r"line 2: lr and weight_decay must be finite"),
+        (HEADER + "\n1\t8\t-1e-3\t0\t2\n", r"line 2: lr: -0.001 is less than or equal to the minimum of 0"),
+        (HEADER + "\n3\t8\t1e-3\t0\t2\n", r"line 2: fc: 3 is not one of \[1, 2\]"),
         (
             HEADER + "\tschedule\n1\t8\t1e-3\t0\t2\tlinear\n",
-            r"line 2: schedule must be one of constant, cosine",
+            r"line 2: schedule: 'linear' is not one of \['constant', 'cosine'\]",
         ),
         (
             HEADER + "\twarmup_epochs\n1\t8\t1e-3\t0\t2\t3\n",
             r"line 2: warmup_epochs must be between 0 and epochs",
         ),
     ],
-    ids=["duplicate-column", "extra-field", "unknown-column", "inf", "nan", "schedule", "warmup"],
+    ids=[
+        "duplicate-column",
+        "extra-field",
+        "unknown-column",
+        "inf",
+        "nan",
+        "negative",
+        "fc",
+        "schedule",
+        "warmup",
+    ],
 )
 def test_sweep_table_format_errors(tmp_path, text, match):
     (tmp_path / "s.tsv").write_text(text)
     with pytest.raises(WorkflowInputError, match=r"s\.tsv, " + match):
-        read_sweep(tmp_path / "s.tsv")
+        read_sweep(tmp_path / "s.tsv", SWEEP_SCHEMA)
 
 
 def test_patience_with_several_workers_is_refused_when_the_table_is_read(tmp_path):
     (tmp_path / "s.tsv").write_text(HEADER + "\tpatience\n1\t8\t1e-3\t0\t2\t3\n")
-    assert read_sweep(tmp_path / "s.tsv", workers=1)[0]["patience"] == 3
+    assert read_sweep(tmp_path / "s.tsv", SWEEP_SCHEMA, workers=1)[0]["patience"] == 3
     with pytest.raises(
         WorkflowInputError, match=r"line 2: patience needs one worker \(distributed.workers is 2\)"
     ):
-        read_sweep(tmp_path / "s.tsv", workers=2)
+        read_sweep(tmp_path / "s.tsv", SWEEP_SCHEMA, workers=2)
 
 
 def test_sweep_table_with_a_byte_order_mark_and_optional_columns(tmp_path):
@@ -359,7 +372,7 @@ def test_sweep_table_with_a_byte_order_mark_and_optional_columns(tmp_path):
             "2\t16\t2e-3\t0\t30\t256\tcosine\t1.5\t5\n"
         ).encode()
     )
-    assert read_sweep(tmp_path / "s.tsv") == [
+    assert read_sweep(tmp_path / "s.tsv", SWEEP_SCHEMA) == [
         {
             "fc": 2,
             "natt": 16,

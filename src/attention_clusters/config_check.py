@@ -11,7 +11,8 @@ import yaml
 from . import WorkflowInputError
 
 
-def _strict_validator(schema):
+def strict_validator(schema):
+    """A JSON Schema validator for which 32.0 is no integer and True no number."""
     from jsonschema import Draft202012Validator, validators
 
     checker = Draft202012Validator.TYPE_CHECKER.redefine_many(
@@ -34,7 +35,7 @@ def check_config(config, schema_path):
     with open(schema_path) as handle:
         schema = yaml.safe_load(handle)
     errors = sorted(
-        _strict_validator(schema).iter_errors(config), key=lambda e: list(map(str, e.absolute_path))
+        strict_validator(schema).iter_errors(config), key=lambda e: list(map(str, e.absolute_path))
     )
     if not errors:
         return

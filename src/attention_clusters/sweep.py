@@ -4,13 +4,20 @@ Tab-separated, `#` comment lines allowed. Required columns: fc, natt, lr, weight
 Optional columns (a value for every row when present): batch_size (default: config
 train.batch_size), schedule (constant or cosine; default constant), warmup_epochs (default 0),
 patience (epochs without a better validation top-1 before stopping; 0, the default, never stops).
+Each row is checked against a JSON schema (workflow/schemas/sweep.schema.yaml), as the
+snakemake-workflows catalog checks its sample sheets, and for what a schema cannot say.
 """
 
 import csv
+import io
 import math
+from pathlib import Path
+
+import pandas as pd
+import yaml
 
 from . import WorkflowInputError
-from .schedules import SCHEDULES
+from .config_check import strict_validator
 
 REQUIRED = {"fc": int, "natt": int, "lr": float, "weight_decay": float, "epochs": int}
 OPTIONAL = {"batch_size": int, "schedule": str, "warmup_epochs": float, "patience": int}
@@ -19,22 +26,16 @@ COLUMNS = {**REQUIRED, **OPTIONAL}
 
 
 def _checks(row, workers):
+    """What the schema cannot say."""
     return (
-        (row["fc"] in (1, 2), "fc must be 1 or 2"),
-        (row["natt"] >= 1, "natt must be >= 1"),
-        (math.isfinite(row["lr"]) and row["lr"] > 0, "lr must be a finite number > 0"),
         (
-            math.isfinite(row["weight_decay"]) and row["weight_decay"] >= 0,
-            "weight_decay must be a finite number >= 0",
+            math.isfinite(row["lr"]) and math.isfinite(row["weight_decay"]),
+            "lr and weight_decay must be finite",
         ),
-        (row["epochs"] >= 1, "epochs must be >= 1"),
-        (row["batch_size"] is None or row["batch_size"] >= 1, "batch_size must be >= 1"),
-        (row["schedule"] in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
         (
-            math.isfinite(row["warmup_epochs"]) and 0 <= row["warmup_epochs"] <= row["epochs"],
+            math.isfinite(row["warmup_epochs"]) and row["warmup_epochs"] <= row["epochs"],
             "warmup_epochs must be between 0 and epochs",
         ),
-        (row["patience"] >= 0, "patience must be >= 0"),
         # Only rank 0 of a data-parallel job validates; the other ranks could not tell when to stop.
         (
             row["patience"] == 0 or workers == 1,
@@ -43,9 +44,8 @@ def _checks(row, workers):
     )
 
 
-def read_sweep(path, workers=1):
-    """Rows of a tab-separated sweep table, checked for jobs of `workers` data-parallel ranks; an
-    error names the file, line and column."""
+def _read_lines(path):
+    """(line number, line) of the table's header and rows: no blank or comment lines."""
     try:
         # utf-8-sig: a table saved by a spreadsheet may start with a byte-order mark.
         with open(path, newline="", encoding="utf-8-sig") as handle:
@@ -58,23 +58,16 @@ def read_sweep(path, workers=1):
         raise WorkflowInputError(f"{path}: cannot read the sweep table ({err})") from err
     if not lines:
         raise WorkflowInputError(f"{path}: the sweep table has no header and no rows")
-    header_line, header = lines[0][0], next(csv.reader([lines[0][1]], delimiter="\t"))
-    header = [name.strip() for name in header]
-    duplicated = sorted({name for name in header if header.count(name) > 1})
-    if duplicated:
-        raise WorkflowInputError(f"{path}, line {header_line}: column(s) {duplicated} appear more than once")
-    unknown = [name for name in header if name not in COLUMNS]
-    if unknown:
-        raise WorkflowInputError(
-            f"{path}, line {header_line}: unknown column(s) {unknown}; expected "
-            f"{list(REQUIRED)} and optionally {list(OPTIONAL)}"
-        )
-    missing = [name for name in REQUIRED if name not in header]
-    if missing:
-        raise WorkflowInputError(
-            f"{path}: missing columns {missing}; expected {list(REQUIRED)} and optionally {list(OPTIONAL)}"
-        )
-    rows, seen = [], set()
+    return lines
+
+
+def read_sweep(path, schema_path, workers=1):
+    """The rows of a sweep table as dicts (every column; defaults where a column is absent), checked
+    against the schema at `schema_path` and for jobs of `workers` data-parallel ranks; an error
+    names the file, the line and the column."""
+    lines = _read_lines(path)
+    header = [name.strip() for name in next(csv.reader([lines[0][1]], delimiter="\t"))]
+    _check_header(path, lines[0][0], header)
     for number, line in lines[1:]:
         fields = next(csv.reader([line], delimiter="\t"))
         if len(fields) != len(header):
@@ -82,23 +75,58 @@ def read_sweep(path, workers=1):
                 f"{path}, line {number}: {len(fields)} fields, expected {len(header)} "
                 f"(one per column of the header: {header})"
             )
-        raw = dict(zip(header, (field.strip() for field in fields), strict=True))
-        row = dict(DEFAULTS)
-        for column, text in raw.items():
-            try:
-                row[column] = COLUMNS[column](text)
-            except ValueError:
-                raise WorkflowInputError(
-                    f"{path}, line {number}: {column} = {text!r}, expected {COLUMNS[column].__name__}"
-                ) from None
+    if len(lines) == 1:
+        raise WorkflowInputError(f"{path}: the sweep table has no rows")
+    # pandas reads the rows; the header and the field counts were checked above because its reader
+    # renames a duplicated column and does not keep the file's line numbers.
+    text = io.StringIO("".join(line for _, line in lines))
+    table = pd.read_csv(text, sep="\t", dtype=str, keep_default_na=False).astype(object)
+    table.columns, table.index = header, [number for number, _ in lines[1:]]
+    for column in header:
+        typed = [_typed(path, number, column, value) for number, value in table[column].items()]
+        table[column] = pd.Series(typed, index=table.index, dtype=object)  # Python values, not NumPy's
+    validator = strict_validator(yaml.safe_load(Path(schema_path).read_text()))
+    rows = []
+    for number, values in table.to_dict("index").items():
+        row = {**DEFAULTS, **values}
+        error = next(iter(sorted(validator.iter_errors(row), key=lambda e: list(map(str, e.path)))), None)
+        if error is not None:
+            where = ".".join(map(str, error.path)) or "row"
+            raise WorkflowInputError(f"{path}, line {number}: {where}: {error.message}")
         for ok, message in _checks(row, workers):
             if not ok:
-                raise WorkflowInputError(f"{path}, line {number}: {message} (row {raw})")
-        key = (row["fc"], row["natt"])
-        if key in seen:
-            raise WorkflowInputError(f"{path}, line {number}: fc={key[0]} natt={key[1]} appears twice")
-        seen.add(key)
+                raise WorkflowInputError(f"{path}, line {number}: {message} (row {values})")
         rows.append(row)
-    if not rows:
-        raise WorkflowInputError(f"{path}: the sweep table has no rows")
+    twice = table.duplicated(["fc", "natt"])
+    if twice.any():
+        number = twice.idxmax()
+        key = table.loc[number, ["fc", "natt"]].tolist()
+        raise WorkflowInputError(f"{path}, line {number}: fc={key[0]} natt={key[1]} appears twice")
     return rows
+
+
+def _check_header(path, line, header):
+    duplicated = sorted({name for name in header if header.count(name) > 1})
+    if duplicated:
+        raise WorkflowInputError(f"{path}, line {line}: column(s) {duplicated} appear more than once")
+    unknown = [name for name in header if name not in COLUMNS]
+    if unknown:
+        raise WorkflowInputError(
+            f"{path}, line {line}: unknown column(s) {unknown}; expected "
+            f"{list(REQUIRED)} and optionally {list(OPTIONAL)}"
+        )
+    missing = [name for name in REQUIRED if name not in header]
+    if missing:
+        raise WorkflowInputError(
+            f"{path}: missing columns {missing}; expected {list(REQUIRED)} and optionally {list(OPTIONAL)}"
+        )
+
+
+def _typed(path, number, column, text):
+    """A cell's text as its column's type (an int column takes whole numbers written as such)."""
+    try:
+        return COLUMNS[column](text)
+    except ValueError:
+        raise WorkflowInputError(
+            f"{path}, line {number}: {column} = {text!r}, expected {COLUMNS[column].__name__}"
+        ) from None

@@ -155,7 +155,11 @@ from attention_clusters.sweep import read_sweep
 
 SWEEP = {
     (row["fc"], row["natt"]): row
-    for row in read_sweep(config["sweep"]["table"], config["distributed"]["workers"])
+    for row in read_sweep(
+        config["sweep"]["table"],
+        workflow.source_path("../schemas/sweep.schema.yaml"),
+        config["distributed"]["workers"],
+    )
 }
 DEVICES = config["sweep"]["devices"]
 ATTENTION = config["sweep"]["attention"]
