@@ -63,6 +63,12 @@ def summarize(table):
     )
 
 
+def markdown_table(table):
+    """A DataFrame as a Markdown table: its column labels as the header, each cell as str()."""
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
+    return lines + ["| " + " | ".join(map(str, row)) + " |" for row in table.itertuples(index=False)]
+
+
 def mean_std(mean, std, n):
     """'mean' for one seed, else 'mean ± std (n=…)', in %; '' for none."""
     if not n:
@@ -94,7 +100,7 @@ def results_table(summary, devices):
     head = ["attention", "fc", "natt", "epochs", "lr", "weight decay"]
     head += [f"{d} top-1 (%)" for d in devices] + [f"{d} top-5 (%)" for d in devices]
     head += ["seed Ascend", "Δ", "seed GPU", "Δ", "paper", "Δ"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for (attention, fc, natt), per_device in summary.groupby(level=["attention", "fc", "natt"]):
         per_device = per_device.droplevel(["attention", "fc", "natt"])  # indexed by device
         first = per_device.iloc[0]
@@ -114,15 +120,15 @@ def results_table(summary, devices):
             _pct(paper),
             _diff(best, paper),
         ]
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    return lines
+        rows.append(cells)
+    return markdown_table(pd.DataFrame(rows, columns=head))
 
 
 def paper_table(summary, device):
     """The paper's Flash-MNIST table, column by column: this workflow's mean top-1 / the paper's."""
-    lines = ["| n | " + " | ".join(title for *_, title in PAPER_COLUMNS) + " |", "|---" * 6 + "|"]
+    rows = []
     for natt, reference in sorted(PAPER.items()):
-        cells = []
+        cells = [natt]
         for attention, fc, index, _ in PAPER_COLUMNS:
             fcs = (fc,) if fc is not None else (1, 2)
             ours = [
@@ -131,8 +137,8 @@ def paper_table(summary, device):
                 if (attention, f, natt, device) in summary.index
             ]
             cells.append(f"**{ours[0]:.1f}** / {reference[index]}" if ours else f"– / {reference[index]}")
-        lines.append(f"| {natt} | " + " | ".join(cells) + " |")
-    return lines
+        rows.append(cells)
+    return markdown_table(pd.DataFrame(rows, columns=["n"] + [title for *_, title in PAPER_COLUMNS]))
 
 
 def plot_accuracy(summary, devices, out):
@@ -327,36 +333,60 @@ def confusion_lines(pictures, test_labels):
     return lines
 
 
+INFERENCE_COLUMNS = [
+    "model",
+    "device",
+    "top-1 (%)",
+    "top-5 (%)",
+    "latency per batch (ms)",
+    "batch",
+    "videos/s",
+    "equals eval",
+]
+SETTINGS_COLUMNS = [
+    "model",
+    "device",
+    "batch",
+    "lr",
+    "schedule",
+    "warm-up",
+    "weight decay",
+    "epochs run / max",
+    "patience",
+    "best epoch",
+    "job time (s)",
+    "training (s)",
+    "parameters",
+]
+
+
 def inference_lines(models):
     """The inference section: each exported model's accuracy, latency and agreement with eval."""
-    lines = [
-        "## Inference (exported MINDIR, the seed's 310 file formats)",
-        "",
-        "| model | device | top-1 (%) | top-5 (%) | latency per batch (ms) | batch | videos/s | equals eval |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    rows = []
     for model in models:
         with open(model["infer_metrics"]) as handle:
             inf = json.load(handle)
-        agrees = "yes" if inf["agrees_with_eval"] else f"no, {inf['disagreements']} videos differ"
-        lines.append(
-            f"| {model_name(model)} | {model['infer_device']} (trained on {model['device']}) | "
-            f"{100 * inf['top1']:.1f} | {100 * inf['top5']:.1f} | {inf['latency_ms_per_batch']:.2f} | "
-            f"{inf['batch_size']} | {inf['videos_per_second']:,.0f} | {agrees} |"
+        rows.append(
+            {
+                "model": model_name(model),
+                "device": f"{model['infer_device']} (trained on {model['device']})",
+                "top-1 (%)": f"{100 * inf['top1']:.1f}",
+                "top-5 (%)": f"{100 * inf['top5']:.1f}",
+                "latency per batch (ms)": f"{inf['latency_ms_per_batch']:.2f}",
+                "batch": inf["batch_size"],
+                "videos/s": f"{inf['videos_per_second']:,.0f}",
+                "equals eval": "yes"
+                if inf["agrees_with_eval"]
+                else f"no, {inf['disagreements']} videos differ",
+            }
         )
-    return lines
+    table = markdown_table(pd.DataFrame(rows, columns=INFERENCE_COLUMNS))
+    return ["## Inference (exported MINDIR, the seed's 310 file formats)", "", *table]
 
 
 def settings_lines(models, table):
     """Which settings made each model (from its train.json), its best epoch and its times."""
-    lines = [
-        "",
-        "## Training settings and time per model",
-        "",
-        "| model | device | batch | lr | schedule | warm-up | weight decay | epochs run / max | patience | "
-        "best epoch | job time (s) | training (s) | parameters |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    rows = []
     by_key = table.set_index(["device", "attention", "fc", "natt", "seed"])
     for model in models:
         key = tuple(str(model[k]) for k in ("device", "attention", "fc", "natt", "seed"))
@@ -364,15 +394,25 @@ def settings_lines(models, table):
         with open(model["summary"]) as handle:
             settings = json.load(handle)
         run_epochs = len(read_table(model["history"]))
-        lines.append(
-            f"| {model_name(model)} | {model['device']} | {settings['batch_size']} | {settings['lr']:g} | "
-            f"{settings.get('schedule', 'constant')} | {settings.get('warmup_epochs', 0):g} | "
-            f"{settings['weight_decay']:g} | {run_epochs} / {settings['epochs']} | "
-            f"{settings.get('patience', 0) or '–'} | {r['best_epoch']} | "
-            f"{benchmark_seconds(model['train_benchmark']):.1f} | {float(r['train_seconds']):.1f} | "
-            f"{int(r['parameters']):,} |"
+        rows.append(
+            [
+                model_name(model),
+                model["device"],
+                settings["batch_size"],
+                f"{settings['lr']:g}",
+                settings.get("schedule", "constant"),
+                f"{settings.get('warmup_epochs', 0):g}",
+                f"{settings['weight_decay']:g}",
+                f"{run_epochs} / {settings['epochs']}",
+                settings.get("patience", 0) or "–",
+                r["best_epoch"],
+                f"{benchmark_seconds(model['train_benchmark']):.1f}",
+                f"{float(r['train_seconds']):.1f}",
+                f"{int(r['parameters']):,}",
+            ]
         )
-    return lines
+    table = markdown_table(pd.DataFrame(rows, columns=SETTINGS_COLUMNS))
+    return ["", "## Training settings and time per model", "", *table]
 
 
 def intro_lines(table):
@@ -490,9 +530,8 @@ def write_report(
 
     lines += settings_lines(models, table)
 
-    lines += ["", "## Data stages", "", "| step | time (s) |", "|---|---|"]
-    for name, path in data_benchmarks.items():
-        lines.append(f"| {name} | {benchmark_seconds(path):.1f} |")
+    stages = [(name, f"{benchmark_seconds(path):.1f}") for name, path in data_benchmarks.items()]
+    lines += ["", "## Data stages", "", *markdown_table(pd.DataFrame(stages, columns=["step", "time (s)"]))]
 
     lines += ["", "## Training curves", ""]
     for model in models:
