@@ -108,8 +108,11 @@ def fake_snakemake(log, input=None, output=None, params=None, threads=1):
     job = dict(input=input, output=output, params=params, wildcards=None)
     return types.SimpleNamespace(
         **{name: value if value is not None else Named() for name, value in job.items()},
-        log=[str(log)], rule="some_rule", threads=threads, scriptdir="/repo/workflow/scripts",
-    )  # fmt: skip
+        log=[str(log)],
+        rule="some_rule",
+        threads=threads,
+        scriptdir="/repo/workflow/scripts",
+    )
 
 
 def test_the_runner_passes_a_jobs_inputs_outputs_and_settings_by_name(tmp_path):

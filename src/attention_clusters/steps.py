@@ -19,8 +19,9 @@ log = logging.getLogger("attention_clusters")
 
 def _idx(train_images, train_labels, test_images, test_labels):
     """The four MNIST IDX files as load_mnist's {key: path}."""
-    return dict(train_images=train_images, train_labels=train_labels, test_images=test_images,
-                test_labels=test_labels)  # fmt: skip
+    return dict(
+        train_images=train_images, train_labels=train_labels, test_images=test_images, test_labels=test_labels
+    )
 
 
 def _write_json(path, obj):
