@@ -7,6 +7,9 @@ spelled twice: the step is called with the job's
   `upstream` only decide when Snakemake reruns the job);
 - `threads`, `rule_log` (the job's log) and `workflow_dir`, when the step takes them.
 
+A job with fewer threads than the CPUs it may use is pinned to CPUs no other job holds
+(`devices.pin_to_free_cores`).
+
 A name the step does not take is a TypeError naming it: the rule and the step disagree.
 The step logs to the job's log; a bad input (StepFailed, FloatingPointError, an OSError
 about a file) ends the job with one line naming it and exit status 1.
@@ -20,6 +23,7 @@ import time
 from pathlib import Path
 
 from attention_clusters import StepFailed
+from attention_clusters.devices import pin_to_free_cores
 
 OPTIONAL = ("threads", "rule_log", "workflow_dir")  # passed only to steps that take them
 RERUN_KEYS = ("code", "upstream")  # params that only key reruns
@@ -84,6 +88,9 @@ def run(snakemake, step):
             os.environ.get("SLURM_JOB_PARTITION"),
             os.environ.get("SLURMD_NODENAME"),
         )
+    # A job with fewer threads than the machine's CPUs gets CPUs of its own (the jobs beside it
+    # take the others): MindSpore's CPU runtime slows several-fold when jobs share cores.
+    pin_to_free_cores(snakemake.threads)
     try:
         step(**step_arguments(step, job_arguments(snakemake)))
     except (StepFailed, FloatingPointError) as err:

@@ -1,0 +1,66 @@
+"""Pinning a job to CPUs no other job holds (`devices.pin_to_free_cores`), in child processes:
+the test process itself must stay free to use every CPU."""
+
+import ast
+import fcntl
+import os
+import subprocess
+import sys
+
+import pytest
+
+CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+pytestmark = pytest.mark.skipif(len(CPUS) < 2, reason="needs CPU affinity and at least 2 CPUs")
+
+# Pins itself, prints what it got and its CPUs, and holds them until its stdin closes.
+JOB = """
+import os, sys
+from attention_clusters.devices import pin_to_free_cores
+claimed = pin_to_free_cores(int(sys.argv[1]), lock_dir=sys.argv[2])
+print(claimed, sorted(os.sched_getaffinity(0)), flush=True)
+sys.stdin.read()
+"""
+
+
+def start_job(threads, lock_dir):
+    job = subprocess.Popen(
+        [sys.executable, "-c", JOB, str(threads), str(lock_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    claimed, affinity = job.stdout.readline().rsplit(" [", 1)
+    return job, ast.literal_eval(claimed), [int(cpu) for cpu in affinity.strip(" ]\n").split(",") if cpu]
+
+
+def stop(*jobs):
+    for job in jobs:
+        job.stdin.close()
+        job.wait(timeout=60)
+
+
+def test_jobs_get_cpus_of_their_own_and_free_them_at_exit(tmp_path):
+    first, claimed_first, affinity_first = start_job(1, tmp_path)
+    second, claimed_second, affinity_second = start_job(1, tmp_path)
+    assert claimed_first == affinity_first == [CPUS[0]]
+    assert claimed_second == affinity_second == [CPUS[1]]
+    stop(first)
+    third, claimed_third, _ = start_job(1, tmp_path)  # the first job's CPU is free again
+    assert claimed_third == [CPUS[0]]
+    stop(second, third)
+
+
+def test_no_pinning_when_cpus_are_taken_or_the_job_may_use_them_all(tmp_path):
+    held = []
+    for cpu in CPUS:  # another job holds every CPU
+        handle = os.open(tmp_path / f"cpu{cpu}", os.O_RDWR | os.O_CREAT)
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.append(handle)
+    job, claimed, affinity = start_job(1, tmp_path)
+    assert claimed is None and affinity == CPUS
+    stop(job)
+    for handle in held:
+        os.close(handle)
+    job, claimed, affinity = start_job(len(CPUS), tmp_path)
+    assert claimed is None and affinity == CPUS
+    stop(job)
