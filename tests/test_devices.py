@@ -50,14 +50,14 @@ def test_jobs_get_cpus_of_their_own_and_free_them_at_exit(tmp_path):
     stop(second, third)
 
 
-def test_no_pinning_when_cpus_are_taken_or_the_job_may_use_them_all(tmp_path):
+def test_pinned_even_when_cpus_are_taken_not_when_the_job_may_use_them_all(tmp_path):
     held = []
     for cpu in CPUS:  # another job holds every CPU
         handle = os.open(tmp_path / f"cpu{cpu}", os.O_RDWR | os.O_CREAT)
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         held.append(handle)
-    job, claimed, affinity = start_job(1, tmp_path)
-    assert claimed is None and affinity == CPUS
+    job, claimed, affinity = start_job(1, tmp_path)  # one CPU all the same: the same arithmetic
+    assert len(claimed) == 1 and affinity == claimed and claimed[0] in CPUS
     stop(job)
     for handle in held:
         os.close(handle)

@@ -68,18 +68,21 @@ _held_cores = []
 
 
 def pin_to_free_cores(threads, lock_dir=None):
-    """Bind this process (its threads now and those it starts) to `threads` CPUs that no other
-    job on this machine holds, and hold them until the process ends; None, and nothing changed,
-    when the process may use no more than `threads` CPUs anyway (e.g. a Slurm job's cgroup), when
-    fewer than `threads` are free, or on a system without CPU affinity.
+    """Bind this process (its threads now and those it starts) to `threads` CPUs, ones that no
+    other job on this machine holds where there are enough, and hold those until the process
+    ends; return the CPUs. None, and nothing changed, when the process may use no more than
+    `threads` CPUs anyway (e.g. a Slurm job's cgroup) or on a system without CPU affinity.
 
     Why: MindSpore's CPU runtime hands every kernel between its threads (the caller, an actor
     thread, a kernel thread). Two 1-thread training jobs on 2 cores, left to the kernel's
     scheduler, share both cores, and each hand-over of the job with small kernels waits behind
     the other job's long ones: fc1/natt8 trained at 2,757 samples/s beside fc1/natt128
     (300,000 context switches/s), and at 8,900 once each job had a core of its own (4,000/s),
-    while fc1/natt128 went from 1,085 to 1,196 (docs/real-digits.md). Placement only: no
-    result changes."""
+    while fc1/natt128 went from 1,085 to 1,196 (docs/real-digits.md).
+
+    Why always `threads` CPUs, even when none is free: MindSpore's arithmetic in a training job
+    depends on the CPUs the process may use (fc2/natt4's first-epoch loss 6.8168 unpinned on 2
+    CPUs, 6.8169 on one), so a job's results must not depend on what else runs beside it."""
     if not hasattr(os, "sched_setaffinity"):
         return None
     import fcntl
@@ -101,11 +104,11 @@ def pin_to_free_cores(threads, lock_dir=None):
         handles.append(handle)
         if len(claimed) == threads:
             break
-    if len(claimed) < threads:
-        for handle in handles:
-            os.close(handle)
-        log.info("fewer than %d free CPU(s) of %s: not pinned", threads, allowed)
-        return None
+    if len(claimed) < threads:  # shared with other jobs: spread by process id
+        start = os.getpid() % len(allowed)
+        others = [cpu for cpu in allowed[start:] + allowed[:start] if cpu not in claimed]
+        claimed += others[: threads - len(claimed)]
+        log.info("fewer than %d free CPU(s) of %s: sharing", threads, allowed)
     for task in os.listdir("/proc/self/task"):  # threads already started (e.g. by imports)
         try:
             os.sched_setaffinity(int(task), claimed)

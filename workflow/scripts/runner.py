@@ -7,8 +7,8 @@ spelled twice: the step is called with the job's
   `upstream` only decide when Snakemake reruns the job);
 - `threads`, `rule_log` (the job's log) and `workflow_dir`, when the step takes them.
 
-A job with fewer threads than the CPUs it may use is pinned to CPUs no other job holds
-(`devices.pin_to_free_cores`).
+A job with fewer threads than the CPUs it may use is pinned to that many CPUs, ones no other
+job holds where there are enough (`devices.pin_to_free_cores`).
 
 A name the step does not take is a TypeError naming it: the rule and the step disagree.
 The step logs to the job's log; a bad input (StepFailed, FloatingPointError, an OSError
@@ -89,7 +89,8 @@ def run(snakemake, step):
             os.environ.get("SLURMD_NODENAME"),
         )
     # A job with fewer threads than the machine's CPUs gets CPUs of its own (the jobs beside it
-    # take the others): MindSpore's CPU runtime slows several-fold when jobs share cores.
+    # take the others): MindSpore's CPU runtime slows several-fold when jobs share cores, and its
+    # arithmetic depends on how many CPUs the process may use.
     pin_to_free_cores(snakemake.threads)
     try:
         step(**step_arguments(step, job_arguments(snakemake)))
