@@ -61,6 +61,51 @@ class Shift(nn.Cell):
         return dout * alpha, self.matmul(ones, dout * x), self.matmul(ones, dout)
 
 
+class StackedAffine(nn.Cell):
+    """x @ w + b per model for x (M, R, K), w (M, K, N), b (M, N): Affine with a leading model axis.
+    The backward is batched products only, as Affine's."""
+
+    def __init__(self):
+        super().__init__()
+        self.matmul = ops.BatchMatMul()
+        self.matmul_nt = ops.BatchMatMul(transpose_b=True)
+        self.matmul_tn = ops.BatchMatMul(transpose_a=True)
+
+    def construct(self, x, w, b):
+        return self.matmul(x, w) + b.reshape(b.shape[0], 1, b.shape[1])
+
+    def bprop(self, x, w, b, out, dout):
+        ones = ops.ones((x.shape[0], 1, x.shape[1]), ms.float32)
+        return self.matmul_nt(dout, w), self.matmul_tn(x, dout), self.matmul(ones, dout).reshape(b.shape)
+
+
+class StackedDense(StackedAffine):
+    """x @ w.T + b per model for x (M, R, K), w (M, N, K) stored (out, in) as nn.Dense, b (M, N)."""
+
+    def construct(self, x, w, b):
+        return self.matmul_nt(x, w) + b.reshape(b.shape[0], 1, b.shape[1])
+
+    def bprop(self, x, w, b, out, dout):
+        ones = ops.ones((x.shape[0], 1, x.shape[1]), ms.float32)
+        return self.matmul(dout, w), self.matmul_tn(dout, x), self.matmul(ones, dout).reshape(b.shape)
+
+
+class StackedShift(nn.Cell):
+    """x * alpha + beta per model for x (M, R, K) and alpha, beta (M, 1, K): Shift with a leading
+    model axis; the gradients of alpha and beta are batched products with a row of ones."""
+
+    def __init__(self):
+        super().__init__()
+        self.matmul = ops.BatchMatMul()
+
+    def construct(self, x, alpha, beta):
+        return x * alpha + beta
+
+    def bprop(self, x, alpha, beta, out, dout):
+        ones = ops.ones((x.shape[0], 1, x.shape[1]), ms.float32)
+        return dout * alpha, self.matmul(ones, dout * x), self.matmul(ones, dout)
+
+
 class MaxPool2x2(nn.Cell):
     """A 2x2 max-pool on columns laid out (dy, dx, rest): the maximum of four contiguous column
     blocks of `width`. (M, 4 * width) -> (M, width)."""

@@ -11,9 +11,11 @@ Input x: (N, L, F) frame features. With n attention units:
 Ablations of the paper: attention="noshift" uses o_i = v_i (no alpha, beta, nor
 normalisation); attention="average" also replaces a by uniform weights 1/L.
 
-`AttentionCluster` is the network as trained, laid out for MindSpore's CPU kernels;
-`PlainAttentionCluster` computes the same logits from the same parameters with plain
-operations and autodiff everywhere (the tests compare the two, values and gradients).
+`AttentionCluster` is one network, laid out for MindSpore's CPU kernels; `PlainAttentionCluster`
+computes the same logits from the same parameters with plain operations and autodiff
+everywhere; `StackedAttentionCluster` is M AttentionClusters of one (fc, natt, attention) with
+every parameter stacked on a leading model axis, as training runs them (each model on its own
+batch). The tests compare the three, values and gradients.
 
 alpha and beta start N(0, n^(-1/4)) as in the authors' code (the MindSpore port passed
 the arguments of its initializer in the wrong order, giving every unit the same constant).
@@ -26,7 +28,7 @@ from mindspore.common.initializer import Normal, initializer
 
 from .checkpoints import load_into
 from .constants import FEATURE_DIM, FRAMES, N_CLASSES
-from .layers import Affine, Shift, uniform_parameter
+from .layers import Affine, Shift, StackedAffine, StackedDense, StackedShift, uniform_parameter
 
 HIDDEN = 128  # fc=2's hidden width
 ATTENTION_KINDS = ("shift", "noshift", "average")
@@ -138,6 +140,70 @@ class PlainAttentionCluster(nn.Cell):
         units = shifted / (m.norm_scale * norm + m.eps)
         h = units.reshape(b, m.natt * f) * keep
         return ops.matmul(h, m.classifier_weight.transpose(1, 0)) + m.classifier_bias
+
+
+class StackedAttentionCluster(nn.Cell):
+    """M AttentionClusters of one (fc, natt, attention) as one network: each parameter of `models`
+    stacked on a leading model axis (score_weight (M, F, n), alpha (M, n), classifier_weight
+    (M, 1024, F*n), ...), under the single model's names. Model i sees only x[i]:
+    logits(x (M, N, L, F), keep (M, N, F*n) or None) -> (M, N, 1024), the same as models[i].logits
+    on x[i] with keep[i]. The same layout as AttentionCluster, with batched products."""
+
+    def __init__(self, models):
+        super().__init__()
+        first = models[0]
+        self.count, self.fc, self.natt, self.attention = len(models), first.fc, first.natt, first.attention
+        self.frames, self.feature_dim, self.eps = first.frames, first.feature_dim, first.eps
+        self.names = [p.name.rsplit(".", 1)[-1] for p in first.trainable_params()]
+        for model in models:
+            kind = (model.fc, model.natt, model.attention, model.frames, model.feature_dim)
+            if kind != (self.fc, self.natt, self.attention, self.frames, self.feature_dim):
+                raise ValueError(f"a stack holds models of one kind; {kind} differs from the first")
+        for name in self.names:
+            stacked = np.stack([getattr(model, name).asnumpy() for model in models])
+            setattr(self, name, Parameter(ms.Tensor(stacked), name=name))
+        if self.attention == "shift":
+            self.norm_scale = float(np.sqrt(self.natt))
+        self.affine, self.shift, self.classify = StackedAffine(), StackedShift(), StackedDense()
+        self.pool, self.sum_features = ops.BatchMatMul(), ops.MatMul()
+
+    def unit_weights(self, x):
+        """(M, N, L, F) -> (M*N, n, L): each unit's weights over the frames."""
+        m, b = x.shape[0], x.shape[1]
+        if self.attention == "average":
+            return ops.ones((m * b, self.natt, self.frames), ms.float32) / self.frames
+        flat = x.reshape(m, b * self.frames, self.feature_dim)  # (M, N*L, F)
+        if self.fc == 2:
+            flat = ops.tanh(self.affine(flat, self.hidden_weight, self.hidden_bias))  # (M, N*L, 128)
+        scores = self.affine(flat, self.score_weight, self.score_bias)  # (M, N*L, n)
+        return ops.softmax(scores.reshape(m * b, self.frames, self.natt).transpose(0, 2, 1), axis=-1)
+
+    def unit_outputs(self, x):
+        """(M, N, L, F) -> (M, N, n*F): the units' outputs after the shifting operation, unit-major."""
+        m, b, n, f = x.shape[0], x.shape[1], self.natt, self.feature_dim
+        pooled = self.pool(self.unit_weights(x), x.reshape(m * b, self.frames, f))  # (M*N, n, F)
+        if self.attention != "shift":
+            return pooled.reshape(m, b, n * f)
+        alpha = ops.tile(self.alpha.reshape(m, n, 1), (1, 1, f)).reshape(m, 1, n * f)
+        beta = ops.tile(self.beta.reshape(m, n, 1), (1, 1, f)).reshape(m, 1, n * f)
+        shifted = self.shift(pooled.reshape(m, b, n * f), alpha, beta)  # (M, N, n*F)
+        squares = (shifted * shifted).reshape(m * b * n, f)
+        norm = ops.sqrt(self.sum_features(squares, ops.ones((f, 1), ms.float32))).reshape(m, b * n, 1)
+        return (shifted.reshape(m, b * n, f) / (self.norm_scale * norm + self.eps)).reshape(m, b, n * f)
+
+    def logits(self, x, keep):
+        """(M, N, L, F) -> (M, N, 1024); keep: (M, N, F*n) dropout masks, or None in eval mode."""
+        h = self.unit_outputs(x)
+        if keep is not None:
+            h = h * keep
+        return self.classify(h, self.classifier_weight, self.classifier_bias)
+
+    def construct(self, x):
+        return self.logits(x, None)
+
+    def model_parameters(self, i):
+        """{name: array}: model i's parameters under the single model's names (load_model reads them)."""
+        return {name: getattr(self, name).asnumpy()[i] for name in self.names}
 
 
 def build_model(fc, natt, feature_dim=FEATURE_DIM, frames=FRAMES, attention="shift", seed=1, eps=1e-12):

@@ -1,10 +1,17 @@
-"""Training and evaluation of one AttentionCluster model, resumable epoch by epoch.
+"""Training of AttentionCluster models, several at once, resumable epoch by epoch.
 
-Best-epoch selection uses a validation split held out of the training videos (the seed
-chose on the test set). After every epoch the weights, Adam's state, both random
-generators and the history are saved atomically in the job's state directory, so a
-killed job that is run again resumes after the last complete epoch and ends with the
-same weights as an uninterrupted run.
+A training job trains a stack of models of one (fc, natt, attention): a row's seeds, or
+candidate schedules of one seed. Each model keeps what makes it itself: its initialisation
+(its seed), its validation split, batch order and dropout masks (its own generators), its
+learning-rate schedule and weight decay, and its best epoch; one step updates them all
+(StackedAttentionCluster, StackedAdam). A model trained in a stack equals the same model
+trained alone to float rounding (tested).
+
+Best-epoch selection uses a validation split held out of the training videos (the ModelZoo
+scripts chose on the test set). After every epoch the weights, Adam's state, the random
+generators and the histories are saved atomically in the job's state directory, so a killed
+job that is run again resumes after the last complete epoch and ends with the same weights
+as an uninterrupted run.
 """
 
 import hashlib
@@ -16,26 +23,27 @@ from pathlib import Path
 
 import mindspore as ms
 import numpy as np
-from mindspore import nn
+from mindspore import Parameter, ParameterTuple, nn, ops
 
 from . import WorkflowInputError
 from .atomic import atomic_open, atomic_path
-from .checkpoints import save_checkpoint, save_model
+from .checkpoints import save_checkpoint
+from .constants import N_CLASSES
 from .layers import dropout_keep
-from .metrics import evaluate
-from .model import build_model, parameter_count
+from .metrics import topk_correct
+from .model import StackedAttentionCluster, build_model, parameter_count
 from .schedules import adam_learning_rate, learning_rates
 
 log = logging.getLogger("attention_clusters")
-# The training's random generators, with their SeedSequence spawn keys: batch order, dropout masks.
+# Each model's random generators, with their SeedSequence spawn keys: batch order, dropout masks.
 RNGS = (("batch_rng", 12), ("dropout_rng", 13))
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training job: a sweep row's network and schedule, and the run's choices. The rule's
-    settings hold it as a dict (`job`); msrun's ranks receive it in their spec; the resumable
-    state is keyed by it (with the data's and the code's digests)."""
+    """One model of a training job: a sweep row's network and schedule, its seed, and the run's
+    choices. The rule's settings hold a job's models as dicts (`jobs`); msrun's ranks receive them
+    in their spec; the resumable state is keyed by them (with the data's and the code's digests)."""
 
     fc: int
     natt: int
@@ -62,17 +70,25 @@ def split_validation(labels, fraction, seed):
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-class TrainState:
-    """The files of a resumable run in one directory.
+# What the models of one stack share: one network, the shapes of one step, one epoch count.
+SHARED = ("fc", "natt", "attention", "epochs", "batch_size", "val_fraction")
 
-    epoch-NNNN.ckpt holds the model and Adam's state after epoch NNNN; state.json (epoch,
-    random generators, history, best epoch) names it and is written last, atomically, so
-    it is the commit point: a run killed at any moment resumes from a consistent pair.
+
+class TrainState:
+    """The files of a resumable training job in one directory.
+
+    epoch-NNNN.ckpt holds the stacked models and Adam's state after epoch NNNN; best-I.ckpt model
+    I's best epoch so far (as a single model); state.json (epoch, each model's generators, history
+    and best epoch) names the epoch checkpoint and is written last, atomically, so it is the
+    commit point: a job killed at any moment resumes from a consistent set.
     """
 
     def __init__(self, directory):
         self.dir = Path(directory)
-        self.json, self.best = self.dir / "state.json", self.dir / "best.ckpt"
+        self.json = self.dir / "state.json"
+
+    def best(self, i):
+        return self.dir / f"best-{i}.ckpt"
 
     def load(self, settings):
         """The saved state if it was made with exactly `settings` (which include the digests of
@@ -82,6 +98,7 @@ class TrainState:
         try:
             state = json.loads(self.json.read_text())
             saved = state["settings"]
+            count = len(state["models"])
         except (OSError, ValueError, KeyError, TypeError) as err:
             log.warning(
                 "state in %s is unreadable (%s: %s); discarding it and starting afresh",
@@ -98,7 +115,7 @@ class TrainState:
                 ", ".join(changed),
             )
             return None
-        if not (self.dir / state["checkpoint"]).exists() or not self.best.exists():
+        if not self.checkpoint(state).exists() or not all(self.best(i).exists() for i in range(count)):
             log.info("state in %s is incomplete; starting afresh", self.dir)
             return None
         return state
@@ -106,11 +123,11 @@ class TrainState:
     def checkpoint(self, state):
         return self.dir / state["checkpoint"]
 
-    def save(self, model, optimizer, state):
+    def save(self, stack, optimizer, state):
         self.dir.mkdir(parents=True, exist_ok=True)
-        # The optimizer holds the model's parameters too, besides its moments and step counts.
+        # The optimizer holds the models' parameters too, besides its moments and step counts.
         params = {}
-        for param in list(model.get_parameters()) + list(optimizer.get_parameters()):
+        for param in list(stack.get_parameters()) + list(optimizer.get_parameters()):
             params.setdefault(param.name, param)
         name = f"epoch-{state['epoch']:04d}.ckpt"
         save_checkpoint([{"name": n, "data": p} for n, p in params.items()], self.dir / name)
@@ -121,16 +138,21 @@ class TrainState:
             if old.name != name:
                 old.unlink()
 
+    def save_best(self, stack, i):
+        params = stack.model_parameters(i)
+        save_checkpoint([{"name": n, "data": ms.Tensor(a)} for n, a in params.items()], self.best(i))
+
 
 class LossWithDropout(nn.Cell):
-    """(x (N, L, F), labels (N,), dropout keep-mask (N, F*n)) -> the batch's summed cross-entropy."""
+    """(x (N, L, F), labels (N,), dropout keep-mask (N, F*n)) -> the batch's summed cross-entropy.
+    One AttentionCluster's loss: the reference that StackedLoss computes per model."""
 
     def __init__(self, inner):
         super().__init__()
         self.inner = inner
-        # Summed over the batch, as in the seed: its loss had reduction "none", and the gradient
-        # of a vector loss is that of its sum. Under Adam the scale of the loss only sets how
-        # strong the weight decay is against it: against the batch mean, the seed's 1e-4 is 64x
+        # Summed over the batch, as in the ModelZoo scripts: their loss had reduction "none", and the
+        # gradient of a vector loss is that of its sum. Under Adam the scale of the loss only sets how
+        # strong the weight decay is against it: against the batch mean, their 1e-4 is 64x
         # stronger, and at paper scale fc2/natt8 and fc2/natt16 stalled at 16-18 % top-1.
         # Not the fused ops.SparseSoftmaxCrossEntropyWithLogits (0.4 ms faster per fc2/natt8 step):
         # on CPU it returns inf once a target's logit is ~90 below the largest (it takes the log
@@ -141,18 +163,34 @@ class LossWithDropout(nn.Cell):
         return self.loss(self.inner.logits(x, keep), y)
 
 
+class StackedLoss(nn.Cell):
+    """(x (M, N, L, F), labels (M, N), keep-masks (M, N, F*n)) -> each model's summed loss (M,).
+    The gradient of the vector is that of its sum, and model i's parameters reach only loss i."""
+
+    def __init__(self, stack):
+        super().__init__()
+        self.inner = stack
+        self.loss = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="none")
+
+    def construct(self, x, y, keep):
+        m, b = x.shape[0], x.shape[1]
+        logits = self.inner.logits(x, keep).reshape(m * b, N_CLASSES)
+        return self.loss(logits, y.reshape(m * b)).reshape(m, b).sum(axis=1)
+
+
 def make_train_step(model, lr, weight_decay):
-    """(step(x, y, keep) -> the batch's summed loss, optimizer): Adam on LossWithDropout.
+    """(step(x, y, keep) -> the batch's summed loss, optimizer): Adam on one model's LossWithDropout.
+    The reference that make_stacked_step equals per model (tested), and the benchmarks' baseline.
 
     `lr` is a float or one learning rate per step (learning_rates()); Adam counts its steps in
-    its `global_step` parameter, which the resumable state saves with the moments.
+    its `global_step` parameter.
 
     Built as nn.TrainOneStepCell: with MindSpore 2.10 on CPU, the same step written as an
     @ms.jit function around ms.value_and_grad ran 5x slower (112 ms against 20 ms for
     fc2/natt8 at batch 64, both measured under the same load).
     """
-    # One parameter group, so that weight decay applies to every parameter as in the seed (whose
-    # shifting parameters are named w and b). Without groups nn.Adam exempts names containing
+    # One parameter group, so that weight decay applies to every parameter as in the ModelZoo scripts
+    # (whose shifting parameters are named w and b). Without groups nn.Adam exempts names containing
     # "beta" or "gamma" (meant for batch norm): our beta kept its size while alpha decayed.
     params = [{"params": model.trainable_params(), "weight_decay": weight_decay}]
     optimizer = nn.Adam(params, learning_rate=adam_learning_rate(lr), weight_decay=weight_decay)
@@ -161,9 +199,58 @@ def make_train_step(model, lr, weight_decay):
     return step, optimizer
 
 
+class StackedAdam(nn.Cell):
+    """nn.Adam's update (MindSpore's Adam kernel: bias-corrected rate, eps added to sqrt(v); weight
+    decay added to the gradient) on stacked parameters, with each model's own learning rate at every
+    step and its own weight decay: rates (steps, M), weight_decays (M,). The kernel gives the update
+    for a rate of 1 (AdamNoUpdateParam), which is scaled per model."""
+
+    def __init__(self, params, rates, weight_decays, beta1=0.9, beta2=0.999, eps=1e-8):
+        super().__init__()
+        self.parameters = ParameterTuple(params)
+        self.moment1 = self.parameters.clone(prefix="moment1", init="zeros")
+        self.moment2 = self.parameters.clone(prefix="moment2", init="zeros")
+        self.global_step = Parameter(ms.Tensor([0], ms.int32), name="global_step")
+        self.beta1_power = Parameter(ms.Tensor(1.0, ms.float32), name="beta1_power")
+        self.beta2_power = Parameter(ms.Tensor(1.0, ms.float32), name="beta2_power")
+        self.rates = ms.Tensor(np.asarray(rates, np.float32))
+        self.weight_decays = ms.Tensor(np.asarray(weight_decays, np.float32))
+        self.decay = bool(np.any(np.asarray(weight_decays) != 0))
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+        self.adam = ops.AdamNoUpdateParam()
+        # Each parameter's view of a per-model value: (M, 1, ...).
+        self.per_model = [(p.shape[0],) + (1,) * (len(p.shape) - 1) for p in params]
+
+    def construct(self, gradients):
+        rates = ops.gather(self.rates, self.global_step, 0).reshape(-1)  # (M,)
+        beta1_power = self.beta1_power * self.beta1
+        beta2_power = self.beta2_power * self.beta2
+        done = ops.assign(self.beta1_power, beta1_power)
+        done = ops.depend(done, ops.assign(self.beta2_power, beta2_power))
+        done = ops.depend(done, ops.assign_add(self.global_step, ops.ones((1,), ms.int32)))
+        for i in range(len(self.per_model)):
+            param, gradient = self.parameters[i], gradients[i]
+            if self.decay:
+                gradient = gradient + self.weight_decays.reshape(self.per_model[i]) * param
+            delta = self.adam(
+                self.moment1[i], self.moment2[i], beta1_power, beta2_power, 1.0,
+                self.beta1, self.beta2, self.eps, gradient,
+            )  # fmt: skip
+            done = ops.depend(done, ops.assign_add(param, delta * rates.reshape(self.per_model[i])))
+        return done
+
+
+def make_stacked_step(stack, rates, weight_decays):
+    """(step(x, y, keep) -> each model's summed loss (M,), optimizer): StackedAdam on StackedLoss."""
+    optimizer = StackedAdam(stack.trainable_params(), rates, weight_decays)
+    step = nn.TrainOneStepCell(StackedLoss(stack), optimizer)
+    step.set_train(True)
+    return step, optimizer
+
+
 def rank_rows(step, batch_size, rank=0, workers=1):
     """Rows of `order` that `rank` trains on at `step`: every worker takes its own `batch_size` slice of
-    the step's global batch of `workers * batch_size` (the data is sharded per rank, as the seed's
+    the step's global batch of `workers * batch_size` (the data is sharded per rank, as the ModelZoo's
     distributed runs shard their dataset; gradients are averaged across ranks)."""
     start = (step * workers + rank) * batch_size
     return slice(start, start + batch_size)
@@ -172,91 +259,154 @@ def rank_rows(step, batch_size, rank=0, workers=1):
 def train_model(
     features, labels, config, state_dir, checkpoint_out, history_out, rank=0, workers=1, inputs=None
 ):
-    """Train one model (a TrainConfig) on features (N, L, F) and labels (N,); write the best
-    checkpoint (by validation top-1) and the per-epoch history; return a summary.
+    """Train one model (a TrainConfig): train_models with a stack of one; its summary."""
+    outputs = [{"checkpoint_out": checkpoint_out, "history_out": history_out}]
+    summaries = train_models(features, labels, [config], state_dir, outputs, rank, workers, inputs)
+    return None if summaries is None else summaries[0]
 
-    The learning rate follows config.schedule (learning_rates()); with config.patience > 0
-    training stops once validation top-1 has not improved for that many epochs. `inputs`
-    (digests of the features and the code) joins the settings that key the resumable state.
+
+def train_models(features, labels, configs, state_dir, outputs, rank=0, workers=1, inputs=None):
+    """Train the models `configs` (TrainConfigs that agree on SHARED) together on features (N, L, F)
+    and labels (N,); write each model's best checkpoint (by its validation top-1) and per-epoch
+    history to its entry of `outputs` ({"checkpoint_out", "history_out"}); return a summary per model.
+
+    Each model's learning rate follows its schedule (learning_rates()); a model with patience > 0
+    stops once its validation top-1 has not improved for that many epochs (its record ends there;
+    the job ends when every model has stopped or at the last epoch). `inputs` (digests of the
+    features and the code) joins the settings that key the resumable state.
 
     With `workers` > 1 this runs in every rank of a data-parallel job (see distributed.py): all ranks
-    draw the same batch order and dropout masks from the same generators and each trains on its
+    draw the same batch orders and dropout masks from the same generators and each trains on its
     slice; MindSpore averages the gradients. Only rank 0 evaluates and writes files; the others
     return None.
     """
-    c = config
-    train_idx, val_idx = split_validation(labels, c.val_fraction, c.seed)
-    check_job(c, train_idx.size, workers)
-    settings = {**asdict(c), "videos": int(labels.shape[0]), **(inputs or {})}
+    first = configs[0]
+    check_job(configs, workers)
+    splits = [split_validation(labels, c.val_fraction, c.seed) for c in configs]
+    check_batch(first, splits[0][0].size, workers)
+    train_rows = np.stack([train for train, _ in splits])  # (M, videos for training)
+    val_rows = np.stack([val for _, val in splits])  # (M, videos for validation)
+    settings = {"models": [asdict(c) for c in configs], "videos": int(labels.shape[0]), **(inputs or {})}
     if workers > 1:  # absent for one worker, so the state of single-worker runs stays resumable
         settings["workers"] = workers
-    steps = train_idx.size // (c.batch_size * workers)
-    model = build_model(c.fc, c.natt, features.shape[2], features.shape[1], c.attention, c.seed)
-    rates = learning_rates(c.schedule, c.lr, c.epochs, steps, c.warmup_epochs)
-    train_step, optimizer = make_train_step(model, rates, c.weight_decay)
-    rngs = {
-        name: np.random.default_rng(np.random.SeedSequence(c.seed, spawn_key=(key,))) for name, key in RNGS
-    }
+    steps = train_rows.shape[1] // (first.batch_size * workers)
+    frames, dim = features.shape[1], features.shape[2]
+    models = [build_model(c.fc, c.natt, dim, frames, c.attention, c.seed) for c in configs]
+    stack = StackedAttentionCluster(models)
+    rates = np.stack([model_rates(c, steps) for c in configs], axis=1)  # (steps of the run, M)
+    train_step, optimizer = make_stacked_step(stack, rates, [c.weight_decay for c in configs])
+    rngs = [
+        {name: np.random.default_rng(np.random.SeedSequence(c.seed, spawn_key=(key,))) for name, key in RNGS}
+        for c in configs
+    ]
     store = TrainState(state_dir)
-    state = resume(store, settings, model, optimizer, rngs, c.epochs)
+    state = resume(store, settings, stack, optimizer, rngs, first.epochs)
 
-    x_train, y_train = features[train_idx], labels[train_idx].astype(np.int32)
-    x_val, y_val = features[val_idx], labels[val_idx]
-    for epoch in range(state["epoch"] + 1, c.epochs + 1):
-        if stalled(state, c.patience, epoch):
+    labels32 = labels.astype(np.int32)
+    for epoch in range(state["epoch"] + 1, first.epochs + 1):
+        for config, record in zip(configs, state["models"], strict=True):
+            record["stopped"] = record["stopped"] or stalled(record, config, epoch, len(configs))
+        if all(record["stopped"] for record in state["models"]):
             break
         losses, seconds = train_epoch(
-            train_step, model, x_train, y_train, c, epoch, steps, rngs, rank, workers
+            train_step, features, labels32, train_rows, configs, state, epoch, steps, rngs, rank, workers
         )
         if rank == 0:
-            record_epoch(model, x_val, y_val, c, epoch, steps, workers, losses, seconds, state, store)
+            record_epoch(
+                stack, features, labels, val_rows, configs, epoch, steps, workers, losses, seconds, state
+            )
+            for i, record in enumerate(state["models"]):
+                if record["best_epoch"] == epoch:
+                    store.save_best(stack, i)
         else:
             log.info(
-                "rank %d epoch %d: %d steps, mean loss %.4f on this rank's shard, %.1f s",
-                *(rank, epoch, steps, losses[0], seconds),
+                "rank %d epoch %d: %d steps, mean loss %s on this rank's shard, %.1f s",
+                *(rank, epoch, steps, " ".join(f"{loss:.4f}" for loss in losses[0]), seconds),
             )
-        state.update(epoch=epoch, **{name: rng.bit_generator.state for name, rng in rngs.items()})
+        state["epoch"] = epoch
+        state["rngs"] = [{name: rng.bit_generator.state for name, rng in model.items()} for model in rngs]
         if rank == 0:
-            store.save(model, optimizer, state)
+            store.save(stack, optimizer, state)
 
     if workers > 1:
         # Equal digests across ranks show that the gradients were averaged: each rank saw other data.
-        log.info("rank %d of %d: final weights sha256 %s", rank, workers, weights_digest(model))
+        log.info("rank %d of %d: final weights sha256 %s", rank, workers, weights_digest(stack))
     if rank != 0:
         return None
-    write_outputs(store, state, checkpoint_out, history_out)
-    best = {key: state[key] for key in ("best_epoch", "best_val_top1", "train_seconds")}
-    return {**settings, **best, "parameters": parameter_count(model)}
+    summaries = []
+    for i, (config, record, out) in enumerate(zip(configs, state["models"], outputs, strict=True)):
+        write_outputs(store.best(i), record["history"], **out)
+        summaries.append(
+            {
+                **asdict(config),
+                **{key: value for key, value in settings.items() if key != "models"},
+                "best_epoch": record["best_epoch"],
+                "best_val_top1": record["best_val_top1"],
+                "train_seconds": state["train_seconds"],
+                "models_in_job": len(configs),
+                "parameters": parameter_count(models[i]),
+            }
+        )
+    return summaries
 
 
-def check_job(config, train_videos, workers):
-    """One clear error before any training for a job that cannot run as asked."""
+def model_rates(config, steps):
+    """The learning rate of each of the run's steps for one model: (epochs * steps,) float32."""
+    rates = learning_rates(config.schedule, config.lr, config.epochs, steps, config.warmup_epochs)
+    return np.broadcast_to(np.float32(rates), (config.epochs * steps,))
+
+
+def check_job(configs, workers):
+    """One clear error before any training for models that cannot train together as asked."""
+    first = configs[0]
+    for config in configs[1:]:
+        differ = [key for key in SHARED if getattr(config, key) != getattr(first, key)]
+        if differ:
+            raise WorkflowInputError(
+                f"models trained together must agree on {', '.join(SHARED)}; seed {config.seed} "
+                f"differs from seed {first.seed} in {', '.join(differ)}"
+            )
+    for config in configs:
+        if config.patience and workers > 1:
+            # Only rank 0 validates: the other ranks could not tell when to stop, and would wait forever.
+            raise WorkflowInputError(
+                f"fc{config.fc}/natt{config.natt}: patience {config.patience} needs one worker "
+                f"(distributed.workers is {workers}); set the row's patience to 0 or use one worker"
+            )
+
+
+def check_batch(config, train_videos, workers):
     if train_videos < config.batch_size * workers:
         raise WorkflowInputError(
             f"training split has {train_videos} videos, fewer than one batch of {config.batch_size}"
             + (f" for each of {workers} workers" if workers > 1 else "")
         )
-    if config.patience and workers > 1:
-        # Only rank 0 validates: the other ranks could not tell when to stop, and would wait forever.
-        raise WorkflowInputError(
-            f"fc{config.fc}/natt{config.natt}: patience {config.patience} needs one worker "
-            f"(distributed.workers is {workers}); set the row's patience to 0 or use one worker"
-        )
 
 
-def stalled(state, patience, epoch):
-    """Whether validation top-1 has not improved for `patience` epochs before `epoch` (0: never)."""
-    if not patience or epoch - state["best_epoch"] <= patience:
+def model_label(config, count):
+    """How the log names a model of a stack of `count`: nothing for a model trained alone."""
+    return "" if count == 1 else f"seed {config.seed}, lr {config.lr:g}: "
+
+
+def stalled(record, config, epoch, count):
+    """Whether a model's validation top-1 has not improved for its patience before `epoch` (0: never)."""
+    if not config.patience or epoch - record["best_epoch"] <= config.patience:
         return False
     log.info(
-        "stopping after epoch %d: validation top-1 has not improved for %d epochs (best %.4f at epoch %d)",
-        *(epoch - 1, patience, state["best_val_top1"], state["best_epoch"]),
+        "%sstopping after epoch %d: validation top-1 has not improved for %d epochs (best %.4f at epoch %d)",
+        *(
+            model_label(config, count),
+            epoch - 1,
+            config.patience,
+            record["best_val_top1"],
+            record["best_epoch"],
+        ),
     )
     return True
 
 
-def resume(store, settings, model, optimizer, rngs, epochs):
-    """The state saved in `store` with these settings, loaded into the model, the optimizer and the
+def resume(store, settings, stack, optimizer, rngs, epochs):
+    """The state saved in `store` with these settings, loaded into the stack, the optimizer and the
     generators; or a fresh state if there is none (or it is from other settings, or damaged)."""
     state = store.load(settings)
     if state is not None:
@@ -270,110 +420,133 @@ def resume(store, settings, model, optimizer, rngs, epochs):
             )
             state = None
     if state is None:
+        fresh = {"history": [], "best_epoch": 0, "best_val_top1": -1.0, "stopped": False}
         return {
             "settings": settings,
             "epoch": 0,
-            "history": [],
-            "best_epoch": 0,
-            "best_val_top1": -1.0,
+            "models": [dict(fresh, history=[]) for _ in rngs],
             "train_seconds": 0.0,
         }
-    for name, rng in rngs.items():
-        rng.bit_generator.state = state[name]
-    ms.load_param_into_net(model, saved, strict_load=False)
+    for model, saved_states in zip(rngs, state["rngs"], strict=True):
+        for name, rng in model.items():
+            rng.bit_generator.state = saved_states[name]
+    ms.load_param_into_net(stack, saved, strict_load=False)
     ms.load_param_into_net(optimizer, saved, strict_load=False)
     log.info("resuming after epoch %d of %d from %s", state["epoch"], epochs, store.checkpoint(state))
     return state
 
 
-def train_epoch(train_step, model, x_train, y_train, config, epoch, steps, rngs, rank, workers):
-    """One epoch of `steps` steps; ((mean loss per video, the last step's), seconds)."""
-    batch_size = config.batch_size
-    model.set_train(True)
+def train_epoch(train_step, features, labels, train_rows, configs, state, epoch, steps, rngs, rank, workers):
+    """One epoch of `steps` steps of every model; ((each model's mean loss per video, the last step's),
+    seconds)."""
+    first, count = configs[0], len(configs)
+    batch_size = first.batch_size
     started = time.perf_counter()
-    order = rngs["batch_rng"].permutation(x_train.shape[0])
-    loss_sum, last_report = 0.0, started
+    orders = np.stack([model["batch_rng"].permutation(train_rows.shape[1]) for model in rngs])
+    shuffled = np.take_along_axis(train_rows, orders, axis=1)  # each model's videos in its epoch's order
+    loss_sum, last_report = np.zeros(count), started
     own = rank_rows(0, batch_size, rank, workers)  # this rank's rows of each step's dropout masks
-    width = config.natt * x_train.shape[2]
+    width = first.natt * features.shape[2]
     for step in range(steps):
-        batch = order[rank_rows(step, batch_size, rank, workers)]
-        keep = dropout_keep(rngs["dropout_rng"], batch_size * workers, width)[own]
-        # The step returns the batch's summed loss; logs and history give the per-video mean.
-        # from_numpy shares the fresh arrays instead of copying them (70 us a step).
+        rows = shuffled[:, rank_rows(step, batch_size, rank, workers)]  # (M, batch)
+        keep = np.stack(
+            [dropout_keep(model["dropout_rng"], batch_size * workers, width)[own] for model in rngs]
+        )
+        # The step returns each batch's summed loss; logs and history give the per-video mean.
+        # from_numpy shares the fresh arrays instead of copying them.
         loss = (
-            float(
-                train_step(
-                    ms.from_numpy(x_train[batch]),
-                    ms.from_numpy(y_train[batch]),
-                    ms.from_numpy(np.ascontiguousarray(keep)),
-                ).asnumpy()
-            )
+            train_step(
+                ms.from_numpy(features[rows]), ms.from_numpy(labels[rows]), ms.from_numpy(keep)
+            ).asnumpy()
             / batch_size
         )
-        if not np.isfinite(loss):
-            raise FloatingPointError(
-                f"epoch {epoch} step {step + 1}: loss is {loss}; stopping "
-                f"(lr {config.lr}, weight decay {config.weight_decay})"
-            )
+        for config, record, value in zip(configs, state["models"], loss, strict=True):
+            if not record["stopped"] and not np.isfinite(value):
+                raise FloatingPointError(
+                    f"{model_label(config, count)}epoch {epoch} step {step + 1}: loss is {value}; stopping "
+                    f"(lr {config.lr}, weight decay {config.weight_decay})"
+                )
         loss_sum += loss
         now = time.perf_counter()
         if now - last_report > 30:
             rate = (step + 1) / (now - started)
             log.info(
                 "epoch %d: step %d/%d, %.1f steps/s, ETA %.0f s",
-                epoch,
-                step + 1,
-                steps,
-                rate,
-                (steps - step - 1) / rate + (config.epochs - epoch) * steps / rate,
+                *(
+                    epoch,
+                    step + 1,
+                    steps,
+                    rate,
+                    (steps - step - 1) / rate + (first.epochs - epoch) * steps / rate,
+                ),
             )
             last_report = now
     return (loss_sum / max(1, steps), loss), time.perf_counter() - started
 
 
-def record_epoch(model, x_val, y_val, config, epoch, steps, workers, losses, seconds, state, store):
-    """Rank 0 after each epoch: validation top-1/top-5, the epoch's log lines and history row, and
-    the best checkpoint so far (by validation top-1; the last epoch without a validation split)."""
-    val_top1, val_top5, _ = evaluate(model, x_val, y_val) if y_val.size else (float("nan"),) * 2 + (None,)
-    mean_loss, last_loss = losses
-    # The first two lines as the seed's LossMonitor and TimeMonitor wrote them.
-    log.info("epoch: %d step: %d, loss is %s", epoch, steps, last_loss)
-    log.info("epoch time: %.3f ms, per step time: %.3f ms", seconds * 1e3, seconds * 1e3 / max(1, steps))
-    samples = steps * config.batch_size * workers
-    log.info(
-        "epoch %d/%d: mean loss %.4f, validation top-1 %.4f top-5 %.4f, %.0f samples/s, ETA %.0f s",
-        *(
-            epoch,
-            config.epochs,
-            mean_loss,
-            val_top1,
-            val_top5,
-            samples / seconds,
-            (config.epochs - epoch) * seconds,
-        ),
-    )
-    row = dict(
-        epoch=epoch,
-        loss=mean_loss,
-        last_loss=last_loss,
-        val_top1=val_top1,
-        val_top5=val_top5,
-        seconds=seconds,
-    )
-    state["history"].append(row)
+def evaluate_stack(stack, features, labels, rows, chunk=1024):
+    """(top-1 (M,), top-5 (M,)) of each model of `stack` (eval mode) on its own videos rows[i]."""
+    count, videos = rows.shape
+    stack.set_train(False)
+    hits = np.zeros((count, 2))
+    step = max(64, chunk * 2 // count)
+    for start in range(0, videos, step):
+        part = rows[:, start : start + step]
+        logits = stack(ms.from_numpy(np.ascontiguousarray(features[part]))).asnumpy()  # (M, videos, 1024)
+        for i in range(count):
+            hits[i] += topk_correct(logits[i], labels[part[i]])
+    stack.set_train(True)
+    return hits[:, 0] / max(1, videos), hits[:, 1] / max(1, videos)
+
+
+def record_epoch(stack, features, labels, val_rows, configs, epoch, steps, workers, losses, seconds, state):
+    """Rank 0 after each epoch: every model's validation top-1/top-5, the epoch's log lines and history
+    rows, and its best epoch so far (by validation top-1; the last epoch without a validation split)."""
+    first, count = configs[0], len(configs)
+    if val_rows.shape[1]:
+        val_top1, val_top5 = evaluate_stack(stack, features, labels, val_rows)
+    else:
+        val_top1 = val_top5 = np.full(count, np.nan)
+    mean_losses, last_losses = losses
+    samples = steps * first.batch_size * workers * count
+    for i, (config, record) in enumerate(zip(configs, state["models"], strict=True)):
+        if record["stopped"]:
+            continue
+        label = model_label(config, count)
+        # The first two lines as the ModelZoo's LossMonitor and TimeMonitor wrote them.
+        log.info("%sepoch: %d step: %d, loss is %s", label, epoch, steps, float(last_losses[i]))
+        log.info(
+            "%sepoch time: %.3f ms, per step time: %.3f ms",
+            label,
+            seconds * 1e3,
+            seconds * 1e3 / max(1, steps),
+        )
+        log.info(
+            "%sepoch %d/%d: mean loss %.4f, validation top-1 %.4f top-5 %.4f, %.0f samples/s, ETA %.0f s",
+            *(label, epoch, first.epochs, mean_losses[i], val_top1[i], val_top5[i], samples / seconds),
+            (first.epochs - epoch) * seconds,
+        )
+        row = dict(
+            epoch=epoch,
+            loss=float(mean_losses[i]),
+            last_loss=float(last_losses[i]),
+            val_top1=float(val_top1[i]),
+            val_top5=float(val_top5[i]),
+            seconds=seconds,
+        )
+        record["history"].append(row)
+        if val_top1[i] > record["best_val_top1"] or not val_rows.shape[1]:
+            record["best_val_top1"], record["best_epoch"] = float(val_top1[i]), epoch
     state["train_seconds"] += seconds
-    if val_top1 > state["best_val_top1"] or not y_val.size:
-        state["best_val_top1"], state["best_epoch"] = val_top1, epoch
-        save_model(model, store.best)
 
 
-def write_outputs(store, state, checkpoint_out, history_out):
+def write_outputs(best, history, checkpoint_out, history_out):
     """The best epoch's checkpoint and the history table (epoch, mean loss, validation top-1/top-5, seconds)."""
     with atomic_path(checkpoint_out) as tmp:
-        tmp.write_bytes(store.best.read_bytes())
+        tmp.write_bytes(Path(best).read_bytes())
     with atomic_open(history_out, "w") as handle:
         handle.write("epoch\tloss\tval_top1\tval_top5\tseconds\n")
-        for row in state["history"]:
+        for row in history:
             handle.write(
                 f"{row['epoch']}\t{row['loss']:.6f}\t{row['val_top1']:.6f}\t{row['val_top5']:.6f}\t"
                 f"{row['seconds']:.3f}\n"
