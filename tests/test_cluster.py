@@ -70,8 +70,8 @@ def test_tiny_preset_runs_through_slurm(slurm, tmp_path, capsys):
     ascend = [(gres, name) for _, partition, gres, name in jobs.values() if partition == "ascend"]
     assert ascend and all(gres.endswith("npu:2") == ("train_model" in name) for gres, name in ascend), ascend
     # Inside the jobs: their Slurm job id and partition, by device.
-    ascend_log = (workdir / "logs/train_model/Ascend/shift/fc1_natt2/seed1.log").read_text()
-    cpu_log = (workdir / "logs/train_model/CPU/shift/fc1_natt2/seed1.log").read_text()
+    ascend_log = (workdir / "logs/train_model/Ascend/shift/fc1_natt2.log").read_text()
+    cpu_log = (workdir / "logs/train_model/CPU/shift/fc1_natt2.log").read_text()
     ascend_job = re.search(r"slurm job (\d+) on partition ascend", ascend_log)
     cpu_job = re.search(r"slurm job (\d+) on partition cpu", cpu_log)
     assert ascend_job and cpu_job and ascend_job.group(1) in jobs and cpu_job.group(1) in jobs
@@ -83,7 +83,7 @@ def test_tiny_preset_runs_through_slurm(slurm, tmp_path, capsys):
     assert "rank 0 of 2" in ascend_log
     assert (
         "final weights sha256"
-        in (workdir / "logs/train_model/Ascend/shift/fc1_natt2/seed1.workers/worker_1.log").read_text()
+        in (workdir / "logs/train_model/Ascend/shift/fc1_natt2.workers/worker_1.log").read_text()
     )
 
 
@@ -107,7 +107,7 @@ def test_failing_cluster_job_fails_the_run(slurm, tmp_path):
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "Error in rule train_model" in out and "logs/train_model/GPU/shift/fc1_natt2/seed1.log" in out
-    log = (workdir / "logs/train_model/GPU/shift/fc1_natt2/seed1.log").read_text()
+    assert "Error in rule train_model" in out and "logs/train_model/GPU/shift/fc1_natt2.log" in out
+    log = (workdir / "logs/train_model/GPU/shift/fc1_natt2.log").read_text()
     assert "device 'GPU' was asked for" in log and "slurm job" in log
     assert not list((workdir / "results/sweep").rglob("model.ckpt"))

@@ -54,17 +54,17 @@ def _features(path, k, seed, poison=False):
 def _launch(tmp_path, features, **overrides):
     out = tmp_path / "model"
     spec = dict(
-        job=dict(JOB, **overrides),
+        jobs=[dict(JOB, **overrides)],
         features=str(features),
         device="CPU",
         threads=2,
         state_dir=str(out / "state"),
-        checkpoint_out=str(out / "model.ckpt"),
-        history_out=str(out / "history.tsv"),
+        outputs=[dict(checkpoint_out=str(out / "model.ckpt"), history_out=str(out / "history.tsv"))],
     )
     rule_log = tmp_path / "train.log"
     rule_log.touch()
-    return launch_training(spec, 2, tmp_path / "workers", rule_log), out, rule_log
+    (summary,) = launch_training(spec, 2, tmp_path / "workers", rule_log)
+    return summary, out, rule_log
 
 
 def test_two_workers_average_gradients_and_reach_the_one_worker_range(tmp_path):

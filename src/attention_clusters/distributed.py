@@ -1,4 +1,4 @@
-"""Data-parallel training of one model on several workers, launched with MindSpore's `msrun`.
+"""Data-parallel training of a job's models on several workers, launched with MindSpore's `msrun`.
 
 The rule's process (`launch_training`) writes the job's settings to a JSON file and starts
 `msrun`, which spawns a scheduler and `workers` ranks, each running this module's `main`.
@@ -65,9 +65,9 @@ def msrun_command(workers, port, log_dir, spec_path, timeout_seconds=600):
 
 
 def launch_training(spec, workers, log_dir, rule_log=None):
-    """Train the model `spec` describes (`job`, a TrainConfig as a dict; train_model's output
+    """Train the models `spec` describes (`jobs`, TrainConfigs as dicts; train_models's output
     arguments; `device`, `threads` and `features`) on `workers` ranks; rank 0 writes the outputs.
-    Returns train_model's summary. Raises StepFailed naming the worker logs when a rank fails."""
+    Returns train_models's summaries. Raises StepFailed naming the worker logs when a rank fails."""
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     for old in log_dir.glob("*.log"):  # logs of an earlier attempt would confuse the failure report
@@ -130,7 +130,7 @@ def main(spec_path):
     from . import WorkflowInputError
     from .devices import use_device
     from .features import load_features
-    from .train import TrainConfig, train_model
+    from .train import TrainConfig, train_models
 
     spec = json.loads(Path(spec_path).read_text())
     workers = spec.pop("workers")
@@ -156,11 +156,11 @@ def main(spec_path):
     log.info("rank %d of %d: %d CPU kernel threads, pid %d", rank, size, threads, os.getpid())
     result_out = spec.pop("result_out")
     feats, labels, _ = load_features(spec.pop("features"))
-    config = TrainConfig(**spec.pop("job"))
-    summary = train_model(feats, labels, config, rank=rank, workers=size, **spec)
+    configs = [TrainConfig(**job) for job in spec.pop("jobs")]
+    summaries = train_models(feats, labels, configs, rank=rank, workers=size, **spec)
     if rank == 0:
         with atomic_open(result_out, "w") as handle:
-            json.dump(summary, handle)
+            json.dump(summaries, handle)
 
 
 if __name__ == "__main__":

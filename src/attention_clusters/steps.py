@@ -208,7 +208,7 @@ def train_model(
     sweep_device,
     device,
     threads,
-    job,
+    jobs,
     state_dir,
     checkpoint_out,
     history_out,
@@ -217,10 +217,11 @@ def train_model(
     worker_logs=None,
     rule_log=None,
 ):
-    """`job`: a train.TrainConfig as a dict. `sweep_device` is the job's device in the sweep;
-    `device` the MindSpore target it runs on (the same, unless cluster.run_device_as maps it).
-    With `workers` > 1, msrun runs the training data-parallel on that many ranks
-    (distributed.py), with their logs in `worker_logs`.
+    """Train a sweep row's models together (train.train_models): `jobs` holds one train.TrainConfig
+    as a dict per model (the row's seeds), the outputs one path per model in the same order.
+    `sweep_device` is the job's device in the sweep; `device` the MindSpore target it runs on (the
+    same, unless cluster.run_device_as maps it). With `workers` > 1, msrun runs the training
+    data-parallel on that many ranks (distributed.py), with their logs in `worker_logs`.
 
     The resumable state in `state_dir` is keyed by the settings, the features' content and the
     training code, so a state left by other inputs is discarded; it is removed once the outputs
@@ -231,31 +232,35 @@ def train_model(
     from .distributed import launch_training
     from .features import load_features
     from .provenance import code_digest, file_digest
-    from .train import TrainConfig
-    from .train import train_model as train
+    from .train import TrainConfig, train_models
 
-    config = TrainConfig(**job)  # a misspelt or missing key fails here, before any work
+    configs = [TrainConfig(**job) for job in jobs]  # a misspelt or missing key fails here, before any work
+    paths = [checkpoint_out, history_out, summary_out]
+    if any(len(out) != len(configs) for out in paths):
+        raise ValueError(f"{len(configs)} models, but {[len(out) for out in paths]} output paths")
     use_device(device, threads)  # first: an unusable device fails before the features load or msrun starts
-    inputs = {"features_sha256": file_digest(features), "code": code_digest("train", "train_model")}
-    outputs = dict(state_dir=state_dir, checkpoint_out=checkpoint_out, history_out=history_out, inputs=inputs)
+    inputs = {"features_sha256": file_digest(features), "code": code_digest("train", "train_models")}
+    outputs = [
+        {"checkpoint_out": checkpoint, "history_out": history}
+        for checkpoint, history in zip(checkpoint_out, history_out, strict=True)
+    ]
+    arguments = dict(state_dir=state_dir, outputs=outputs, inputs=inputs)
     if workers > 1:
-        spec = dict(outputs, job=job, features=features, device=device, threads=threads)
-        summary = launch_training(spec, workers, worker_logs, rule_log)
+        spec = dict(arguments, jobs=jobs, features=features, device=device, threads=threads)
+        summaries = launch_training(spec, workers, worker_logs, rule_log)
     else:
         feats, labels, _ = load_features(features)
-        summary = train(feats, labels, config, **outputs)
-    summary.update(device=sweep_device, ran_on=device, workers=workers)
-    _write_json(summary_out, summary)
+        summaries = train_models(feats, labels, configs, **arguments)
+    for summary, path in zip(summaries, summary_out, strict=True):
+        summary.update(device=sweep_device, ran_on=device, workers=workers)
+        _write_json(path, summary)
+        log.info(
+            "fc%d natt%d seed %d on %s: best epoch %d, validation top-1 %.4f",
+            *(summary["fc"], summary["natt"], summary["seed"], device, summary["best_epoch"]),
+            summary["best_val_top1"],
+        )
     shutil.rmtree(state_dir, ignore_errors=True)
-    log.info(
-        "fc%d natt%d on %s: best epoch %d, validation top-1 %.4f, %.1f s",
-        config.fc,
-        config.natt,
-        device,
-        summary["best_epoch"],
-        summary["best_val_top1"],
-        summary["train_seconds"],
-    )
+    log.info("%d model(s) trained together in %.1f s", len(summaries), summaries[0]["train_seconds"])
 
 
 def eval_model(

@@ -509,18 +509,14 @@ def record_epoch(stack, features, labels, val_rows, configs, epoch, steps, worke
         val_top1 = val_top5 = np.full(count, np.nan)
     mean_losses, last_losses = losses
     samples = steps * first.batch_size * workers * count
+    # As the ModelZoo's TimeMonitor wrote it: the epoch's time, for the job's models together.
+    log.info("epoch time: %.3f ms, per step time: %.3f ms", seconds * 1e3, seconds * 1e3 / max(1, steps))
     for i, (config, record) in enumerate(zip(configs, state["models"], strict=True)):
         if record["stopped"]:
             continue
         label = model_label(config, count)
-        # The first two lines as the ModelZoo's LossMonitor and TimeMonitor wrote them.
+        # As the ModelZoo's LossMonitor wrote it.
         log.info("%sepoch: %d step: %d, loss is %s", label, epoch, steps, float(last_losses[i]))
-        log.info(
-            "%sepoch time: %.3f ms, per step time: %.3f ms",
-            label,
-            seconds * 1e3,
-            seconds * 1e3 / max(1, steps),
-        )
         log.info(
             "%sepoch %d/%d: mean loss %.4f, validation top-1 %.4f top-5 %.4f, %.0f samples/s, ETA %.0f s",
             *(label, epoch, first.epochs, mean_losses[i], val_top1[i], val_top5[i], samples / seconds),

@@ -164,7 +164,10 @@ SWEEP = {
 DEVICES = config["sweep"]["devices"]
 ATTENTION = config["sweep"]["attention"]
 SEEDS = config["sweep"]["seeds"]
-MODEL = "{device}/{attention}/fc{fc}_natt{natt}/seed{seed}"
+# A row's models train together in one job (train.train_models), one per seed.
+ROW = "{device}/{attention}/fc{fc}_natt{natt}"
+ROW_DIR = f"results/sweep/{ROW}"
+MODEL = ROW + "/seed{seed}"
 MODEL_DIR = f"results/sweep/{MODEL}"
 
 
@@ -220,37 +223,47 @@ def sweep_models():
     ]
 
 
+def per_seed(name):
+    """A row's training outputs: the file `name` of each seed's model, the row's wildcards kept."""
+    return [f"{MODEL_DIR}/{name}".replace("{seed}", str(seed)) for seed in SEEDS]
+
+
 def train_settings(wildcards):
+    """The row's training job: one train.TrainConfig (as a dict) per seed, in the order of SEEDS."""
     row = SWEEP[(int(wildcards.fc), int(wildcards.natt))]
     return {
         "sweep_device": wildcards.device,
         "device": target(wildcards.device),
         "workers": config["distributed"]["workers"],
-        # train.TrainConfig's fields
-        "job": {
-            "fc": row["fc"],
-            "natt": row["natt"],
-            "attention": wildcards.attention,
-            "epochs": row["epochs"],
-            "lr": row["lr"],
-            "weight_decay": row["weight_decay"],
-            "batch_size": row["batch_size"] or config["train"]["batch_size"],
-            "schedule": row["schedule"],
-            "warmup_epochs": row["warmup_epochs"],
-            "patience": row["patience"],
-            "val_fraction": config["train"]["val_fraction"],
-            "seed": int(wildcards.seed),
-        },
+        "jobs": [
+            {
+                "fc": row["fc"],
+                "natt": row["natt"],
+                "attention": wildcards.attention,
+                "epochs": row["epochs"],
+                "lr": row["lr"],
+                "weight_decay": row["weight_decay"],
+                "batch_size": row["batch_size"] or config["train"]["batch_size"],
+                "schedule": row["schedule"],
+                "warmup_epochs": row["warmup_epochs"],
+                "patience": row["patience"],
+                "val_fraction": config["train"]["val_fraction"],
+                "seed": seed,
+            }
+            for seed in SEEDS
+        ],
     }
 
 
 def train_priority(wildcards):
     """Longest training first, so that no long job starts last and leaves the other cores idle:
-    a job's cost is about epochs x (8 + natt) (one sample's time grows with natt from about
+    a model's cost is about epochs x (8 + natt) (one sample's time grows with natt from about
     8 units' worth at natt 1, benchmarks/job_layout.py), over sqrt(batch size) (bigger batches
-    train more samples/s). Priorities only order ready jobs; they change no result."""
-    job = train_settings(wildcards)["job"]
-    return int(job["epochs"] * (8 + job["natt"]) * 16 / job["batch_size"] ** 0.5)
+    train more samples/s), times the row's seeds. Priorities only order ready jobs; they change
+    no result."""
+    job = train_settings(wildcards)["jobs"][0]
+    cost = job["epochs"] * (8 + job["natt"]) * 16 / job["batch_size"] ** 0.5
+    return int(cost * len(SEEDS))
 
 
 def eval_settings(wildcards):

@@ -68,8 +68,9 @@ rule report:
         histories=sweep_outputs(f"{MODEL_DIR}/history.tsv"),
         summaries=sweep_outputs(f"{MODEL_DIR}/train.json"),
         infer=sweep_outputs(f"{MODEL_DIR}/infer/metrics.json"),
+        # per model: its row's training job (shared by the row's seeds)
         train_benchmarks=sweep_outputs(
-            "results/benchmarks/train_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.tsv"
+            "results/benchmarks/train_model/{device}/{attention}/fc{fc}_natt{natt}.tsv"
         ),
         data_benchmarks=list(data_stage_benchmarks().values()),
         pictures=expand(

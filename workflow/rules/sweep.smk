@@ -1,17 +1,18 @@
-# Training and evaluation of every (device, fc, natt) of the sweep, and their metrics table.
+# Training of every (device, attention, fc, natt) of the sweep (all its seeds in one job), evaluation
+# of each model, and their metrics table.
 
 
 rule train_model:
     input:
         features="results/features/feature_train.pkl",
     output:
-        checkpoint=f"{MODEL_DIR}/model.ckpt",
-        history=f"{MODEL_DIR}/history.tsv",
-        summary=f"{MODEL_DIR}/train.json",
+        checkpoint=per_seed("model.ckpt"),
+        history=per_seed("history.tsv"),
+        summary=per_seed("train.json"),
     log:
-        "logs/train_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",
+        "logs/train_model/{device}/{attention}/fc{fc}_natt{natt}.log",
     benchmark:
-        "results/benchmarks/train_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.tsv"
+        "results/benchmarks/train_model/{device}/{attention}/fc{fc}_natt{natt}.tsv"
     priority: train_priority
     conda:
         "../envs/mindspore.yaml"
@@ -30,9 +31,9 @@ rule train_model:
         # Resumable state (last epoch's weights, Adam, RNGs); not an output, so a killed
         # job's state survives Snakemake's clean-up of incomplete outputs. Keyed by the
         # settings, the features' content and the code; removed when the job finishes.
-        state_dir=f"{MODEL_DIR}/state",
+        state_dir=f"{ROW_DIR}/state",
         # msrun's own and its ranks' logs, when distributed.workers > 1.
-        worker_logs="logs/train_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.workers",
+        worker_logs="logs/train_model/{device}/{attention}/fc{fc}_natt{natt}.workers",
     script:
         "../scripts/train_model.py"
 
