@@ -34,6 +34,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/data_stage.py
 	$(BIN)/python benchmarks/train_speed.py
 	$(BIN)/python benchmarks/job_layout.py
+	$(BIN)/python benchmarks/stacked_speed.py
 	$(BIN)/python benchmarks/inference_speed.py
 
 # Copy a finished run's report, metrics and plots, unedited, into docs/results/$(RUN)/ to commit:

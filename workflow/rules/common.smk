@@ -167,7 +167,7 @@ SEEDS = config["sweep"]["seeds"]
 # A row's models train together in one job (train.train_models), one per seed.
 ROW = "{device}/{attention}/fc{fc}_natt{natt}"
 ROW_DIR = f"results/sweep/{ROW}"
-MODEL = ROW + "/seed{seed}"
+MODEL = f"{ROW}/seed{{seed}}"
 MODEL_DIR = f"results/sweep/{MODEL}"
 
 
