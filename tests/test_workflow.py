@@ -629,3 +629,28 @@ def test_the_same_package_contents_rerun_nothing(edited_package):
     for path in package.glob("*.py"):
         path.write_bytes(path.read_bytes())
     assert "Nothing to be done" in run_snakemake(workdir, *TINY, "--dry-run", env=env).stdout
+
+
+def test_a_trained_row_is_evaluated_before_the_next_row_trains(tiny_copy):
+    """On one core, the first row's evaluation, export and inference come before the second row's
+    training (their priority), and its log line gives the test top-1 beside the row's reference."""
+    proc = run_snakemake(
+        tiny_copy, "--cores", "1", "--configfile", "config/tiny.yaml", "--forcerun", "train_model"
+    )
+    started = re.findall(
+        r"^(?:local)?rule (\w+):\n(?:.*\n)*?\s+wildcards: (.*)$", proc.stderr + proc.stdout, re.M
+    )
+    order = [
+        (rule, re.search(r"fc=(\d), natt=(\d+)", wildcards).groups())
+        for rule, wildcards in started
+        if rule in ("train_model", "eval_model")
+    ]
+    trains = [i for i, (rule, _) in enumerate(order) if rule == "train_model"]
+    first_row = order[trains[0]][1]
+    evaluated = [i for i, (rule, row) in enumerate(order) if rule == "eval_model" and row == first_row]
+    assert len(trains) == 2 and evaluated and evaluated[0] < trains[1], order
+    fc, natt = first_row
+    log = (tiny_copy / f"logs/eval_model/CPU/shift/fc{fc}_natt{natt}/seed1.log").read_text()
+    assert re.search(
+        rf"shift fc{fc}/natt{natt} seed 1: test top-1 \d+\.\d %, top-5 \d+\.\d %; reference \d+\.\d %", log
+    )

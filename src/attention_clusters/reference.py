@@ -31,3 +31,36 @@ PAPER = {
     64: (5.0, 83.2, 82.4, 87.1, 85.6),
     128: (8.9, 81.8, 80.9, 87.1, 85.7),
 }
+
+PAPER_COLUMNS = (
+    ("average", None, 0, "Average"),
+    ("noshift", 1, 1, "FC1 no shift"),
+    ("noshift", 2, 2, "FC2 no shift"),
+    ("shift", 1, 3, "FC1 shift"),
+    ("shift", 2, 4, "FC2 shift"),
+)
+
+
+def paper_reference(attention, fc, natt):
+    """The paper's top-1 (%) for this kind of attention, weighting function and number of units."""
+    row = PAPER.get(natt)
+    if row is None:
+        return None
+    for kind, column_fc, index, _ in PAPER_COLUMNS:
+        if kind == attention and (column_fc is None or column_fc == fc):
+            return row[index]
+    return None
+
+
+def reference_to_pass(attention, fc, natt):
+    """(top-1 %, what it is) that a row should reach: for the paper's network (shift) the best of
+    the ModelZoo's Ascend and GPU columns and the paper's; for an ablation, the paper's column;
+    (None, None) where neither has the row."""
+    paper = paper_reference(attention, fc, natt)
+    modelzoo = SEED.get((fc, natt)) if attention == "shift" else None
+    if modelzoo is None:
+        return (paper, "the paper's") if paper is not None else (None, None)
+    candidates = [(modelzoo[2], "ModelZoo Ascend"), (modelzoo[3], "ModelZoo GPU")]
+    if paper is not None:
+        candidates.append((paper, "the paper's"))
+    return max(candidates)

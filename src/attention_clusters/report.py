@@ -12,32 +12,14 @@ import pandas as pd
 
 from .atomic import atomic_open, atomic_path
 from .npy_stream import load_npy
-from .reference import PAPER, SEED
+from .reference import PAPER, PAPER_COLUMNS, SEED, paper_reference
 
 log = logging.getLogger("attention_clusters")
-PAPER_COLUMNS = (
-    ("average", None, 0, "Average"),
-    ("noshift", 1, 1, "FC1 no shift"),
-    ("noshift", 2, 2, "FC2 no shift"),
-    ("shift", 1, 3, "FC1 shift"),
-    ("shift", 2, 4, "FC2 shift"),
-)
 
 
 def read_table(path):
     """A tab-separated table (metrics.tsv, a history, a benchmark file), every value as written."""
     return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-
-
-def paper_reference(attention, fc, natt):
-    """The paper's top-1 (%) for this kind of attention, weighting function and number of units."""
-    row = PAPER.get(natt)
-    if row is None:
-        return None
-    for kind, column_fc, index, _ in PAPER_COLUMNS:
-        if kind == attention and (column_fc is None or column_fc == fc):
-            return row[index]
-    return None
 
 
 def summarize(table):

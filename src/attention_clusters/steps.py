@@ -270,6 +270,7 @@ def eval_model(
     from .features import load_features
     from .metrics import evaluate
     from .model import load_model
+    from .reference import reference_to_pass
 
     use_device(device, threads)
     feats, labels, _ = load_features(features, frames)
@@ -282,6 +283,12 @@ def eval_model(
     with atomic_open(predictions_out) as handle:
         np.save(handle, predictions)
     log.info("result: {'top_1_accuracy': %s, 'top_5_accuracy': %s} ckpt: %s", top1, top5, checkpoint)
+    reference, source = reference_to_pass(attention, fc, natt)
+    against = f"; reference {reference:.1f} % ({source})" if reference is not None else ""
+    log.info(
+        "%s fc%d/natt%d seed %d: test top-1 %.1f %%, top-5 %.1f %%%s",
+        *(attention, fc, natt, metrics["seed"], 100 * top1, 100 * top5, against),
+    )
 
 
 METRIC_COLUMNS = (

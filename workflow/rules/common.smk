@@ -266,6 +266,12 @@ def train_priority(wildcards):
     return int(cost * len(SEEDS))
 
 
+# Evaluation, export and inference of a model run as soon as its training ends, before any
+# training job that is still waiting (their priority is above every train_priority), so that
+# each row's test figures appear while the other rows train.
+RESULT_PRIORITY = 1_000_000
+
+
 def eval_settings(wildcards):
     row = SWEEP[(int(wildcards.fc), int(wildcards.natt))]
     return {

@@ -8,6 +8,7 @@ rule export_model:
         f"{MODEL_DIR}/model.mindir",
     log:
         "logs/export_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",
+    priority: RESULT_PRIORITY
     conda:
         "../envs/mindspore.yaml"
     threads: 1
@@ -29,6 +30,7 @@ rule preprocess_310:
         labels_bin="results/infer/label_test.bin",
     log:
         "logs/preprocess_310.log",
+    priority: RESULT_PRIORITY
     conda:
         "../envs/mindspore.yaml"
     params:
@@ -50,6 +52,7 @@ rule infer_310:
         "logs/infer_310/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",
     benchmark:
         "results/benchmarks/infer_310/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.tsv"
+    priority: RESULT_PRIORITY
     conda:
         "../envs/mindspore.yaml"
     threads: config["inference"]["threads"]
@@ -80,6 +83,7 @@ rule postprocess_310:
         ),
     log:
         "logs/postprocess_310/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",
+    priority: RESULT_PRIORITY
     conda:
         "../envs/mindspore.yaml"
     params:

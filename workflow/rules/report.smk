@@ -44,6 +44,7 @@ rule plot_curves:
         ),
     log:
         "logs/plot_curves/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",
+    priority: RESULT_PRIORITY
     localrule: True
     conda:
         "../envs/mindspore.yaml"

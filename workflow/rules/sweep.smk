@@ -54,6 +54,7 @@ rule eval_model:
         predictions=f"{MODEL_DIR}/test_predictions.npy",
     log:
         "logs/eval_model/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}.log",
+    priority: RESULT_PRIORITY
     conda:
         "../envs/mindspore.yaml"
     threads: config["train"]["threads"]
