@@ -33,11 +33,11 @@ def test_mean_and_std_over_seeds():
     # mean 82.0, sample std 2.8 over 2 seeds; references: seed Ascend 76.4, GPU 81.6, paper FC2 shift 83.1
     assert shift.count("|") == lines[0].count("|")  # one cell per column of the header
     assert (
-        "| 82.0 ± 2.8 (n=2) | 92.0 ± 2.8 (n=2) |" in shift
+        "| 82.0 ± 2.8 (n=2, worst 80.0) | 92.0 ± 2.8 (n=2, worst 90.0) |" in shift
         and "| 76.4 | +5.6 | 81.6 | +0.4 | 83.1 | -1.1 |" in shift
     )
     # no shift is compared with the paper's FC2 no-shift column only
-    assert "25.0 ± 7.1 (n=2)" in noshift and noshift.endswith("|  |  |  |  | 22.5 | +2.5 |")
+    assert "25.0 ± 7.1 (n=2, worst 20.0)" in noshift and noshift.endswith("|  |  |  |  | 22.5 | +2.5 |")
     table = paper_table(summarize(pd.DataFrame(rows)), "CPU")
     assert "| 8 | – / 0.9 | – / 31.7 | **25.0** / 22.5 | – / 80.6 | **82.0** / 83.1 |" in table
 

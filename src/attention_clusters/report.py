@@ -36,8 +36,10 @@ def summarize(table):
         top1_mean=("top1", "mean"),
         top1_std=("top1", "std"),
         top1_spread=("top1", lambda values: values.std(ddof=0)),
+        top1_min=("top1", "min"),
         top5_mean=("top5", "mean"),
         top5_std=("top5", "std"),
+        top5_min=("top5", "min"),
         n=("top1", "size"),
         epochs=("epochs", "first"),
         lr=("lr", "first"),
@@ -51,11 +53,11 @@ def markdown_table(table):
     return lines + ["| " + " | ".join(map(str, row)) + " |" for row in table.itertuples(index=False)]
 
 
-def mean_std(mean, std, n):
-    """'mean' for one seed, else 'mean ± std (n=…)', in %; '' for none."""
+def mean_std(mean, std, n, worst):
+    """'mean' for one seed, else 'mean ± std (n=…, worst …)' with the worst seed's value, in %; '' for none."""
     if not n:
         return ""
-    return f"{mean:.1f}" if n == 1 else f"{mean:.1f} ± {std:.1f} (n={n})"
+    return f"{mean:.1f}" if n == 1 else f"{mean:.1f} ± {std:.1f} (n={n}, worst {worst:.1f})"
 
 
 def _pct(value):
@@ -67,13 +69,14 @@ def _diff(ours, ref):
 
 
 def device_cell(per_device, device, metric):
-    """(mean, std, n) of `metric` for `device`, or (None, None, 0) if it has no model there."""
+    """(mean, std, n, worst) of `metric` for `device`, or (None, None, 0, None) if it has no model there."""
     if device not in per_device.index:
-        return None, None, 0
+        return None, None, 0, None
     return (
         per_device.at[device, f"{metric}_mean"],
         per_device.at[device, f"{metric}_std"],
         per_device.at[device, "n"],
+        per_device.at[device, f"{metric}_min"],
     )
 
 
@@ -403,7 +406,8 @@ def intro_lines(table):
     lines = ["# Attention Clusters on Flash-MNIST: results", ""]
     lines += [
         f"Test top-1 and top-5 of every model of the sweep, each chosen at its best validation epoch; "
-        f"mean ± standard deviation over {len(seeds)} seed(s) ({', '.join(seeds)}) where there are several. "
+        f"mean ± standard deviation over {len(seeds)} seed(s) ({', '.join(seeds)}) where there are several, "
+        "with the worst seed. "
         "Beside them the seed's numbers (MindSpore ModelZoo, 200 epochs, shifting attention) and the "
         "paper's for the same kind of attention. Δ is the best device's mean top-1 minus the reference, "
         "in points.",
