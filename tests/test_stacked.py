@@ -153,3 +153,30 @@ def test_a_model_that_stops_early_keeps_its_own_record(tmp_path, caplog):
     trained = [len((tmp_path / f"h{i}.tsv").read_text().splitlines()) - 1 for i in range(2)]
     assert trained[0] == summaries[0]["best_epoch"] + 1 < 6 and trained[1] == 6
     assert "seed 1, lr 0.001: stopping after epoch" in caplog.text
+
+
+def test_a_training_job_refuses_features_with_another_frame_count(tmp_path):
+    from attention_clusters.features import write_features
+    from attention_clusters.steps import train_model as train_step
+
+    feats, labels = synthetic_flash_features(1)
+    write_features(tmp_path / "feature_train.pkl", [(feats[:, :10], labels, np.arange(labels.size))])
+    job = dict(fc=1, natt=2, epochs=1, lr=1e-3, weight_decay=0.0, batch_size=64)
+    outputs = {
+        name: [str(tmp_path / f"{name}.out")] for name in ("checkpoint_out", "history_out", "summary_out")
+    }
+    with pytest.raises(
+        WorkflowInputError,
+        match=r"feature_train\.pkl: feature 0 is float32 \(10, 50\), expected float \(25, 50\)",
+    ):
+        train_step(
+            str(tmp_path / "feature_train.pkl"),
+            "CPU",
+            "CPU",
+            2,
+            [job],
+            str(tmp_path / "state"),
+            frames=25,
+            **outputs,
+        )
+    assert not list(tmp_path.glob("*.out")) and not (tmp_path / "state").exists()

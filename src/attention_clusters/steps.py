@@ -213,6 +213,7 @@ def train_model(
     checkpoint_out,
     history_out,
     summary_out,
+    frames=None,
     workers=1,
     worker_logs=None,
     rule_log=None,
@@ -220,7 +221,8 @@ def train_model(
     """Train a sweep row's models together (train.train_models): `jobs` holds one train.TrainConfig
     as a dict per model (the row's seeds), the outputs one path per model in the same order.
     `sweep_device` is the job's device in the sweep; `device` the MindSpore target it runs on (the
-    same, unless cluster.run_device_as maps it). With `workers` > 1, msrun runs the training
+    same, unless cluster.run_device_as maps it). A features file whose videos do not have `frames`
+    frames is one error before any training. With `workers` > 1, msrun runs the training
     data-parallel on that many ranks (distributed.py), with their logs in `worker_logs`.
 
     The resumable state in `state_dir` is keyed by the settings, the features' content and the
@@ -246,10 +248,11 @@ def train_model(
     ]
     arguments = dict(state_dir=state_dir, outputs=outputs, inputs=inputs)
     if workers > 1:
+        load_features(features, frames)  # checked once here: the ranks would fail one by one
         spec = dict(arguments, jobs=jobs, features=features, device=device, threads=threads)
         summaries = launch_training(spec, workers, worker_logs, rule_log)
     else:
-        feats, labels, _ = load_features(features)
+        feats, labels, _ = load_features(features, frames)
         summaries = train_models(feats, labels, configs, **arguments)
     for summary, path in zip(summaries, summary_out, strict=True):
         summary.update(device=sweep_device, ran_on=device, workers=workers)

@@ -235,6 +235,7 @@ def train_settings(wildcards):
         "sweep_device": wildcards.device,
         "device": target(wildcards.device),
         "workers": config["distributed"]["workers"],
+        "frames": config["flash"]["frames"],
         "jobs": [
             {
                 "fc": row["fc"],
