@@ -460,6 +460,15 @@ def test_a_killed_training_with_new_settings_is_rerun_not_forgotten(tiny_copy):
     row = workdir / "results/sweep/CPU/shift/fc1_natt2"
     model = row / "seed1"
     assert not (model / "model.ckpt").exists() and (row / "state/state.json").exists()
+    # The run's status says what the interrupted run has: the row that was killed, with the epoch its
+    # job reached (its old evaluation is not shown: other settings), and the row evaluated before.
+    run_snakemake(workdir, "results/run_status.md", "--nolock", "--forcerun", "run_status", *TINY)
+    status = (workdir / "results/run_status.md").read_text()
+    assert re.search(
+        r"\| CPU shift fc1/natt2 seed 1 \| training: epoch \d+ of 40 \|  \| 65\.8 \|  \|  \|", status
+    )
+    assert re.search(r"\| CPU shift fc2/natt4 seed 1 \| evaluated \| \d+\.\d \| 76\.8 \| -\d+\.\d \|", status)
+    assert re.search(r"1 of 2 models evaluated; training left: about \d+ min", status)
     # Downstream results of the old settings still exist; both entry points plan the training again.
     for target in ((), ("results/report.md",)):
         jobs = planned_jobs(run_snakemake(workdir, *target, *TINY, "--dry-run"))

@@ -267,6 +267,28 @@ def train_priority(wildcards):
     return int(cost * len(SEEDS))
 
 
+def training_jobs():
+    """Every training job (a row of a device and attention kind): its state directory, benchmark
+    file, epochs and train_priority's cost, for the run's status (rule run_status)."""
+    jobs = []
+    for device in DEVICES:
+        for attention in ATTENTION:
+            for fc, natt in SWEEP:
+                row = SimpleNamespace(
+                    device=device, attention=attention, fc=fc, natt=natt
+                )
+                name = ROW.format(**vars(row))
+                jobs.append(
+                    {
+                        "state_dir": f"results/sweep/{name}/state",
+                        "benchmark": f"results/benchmarks/train_model/{name}.tsv",
+                        "epochs": SWEEP[(fc, natt)]["epochs"],
+                        "cost": train_priority(row),
+                    }
+                )
+    return jobs
+
+
 # Evaluation, export and inference of a model run as soon as its training ends, before any
 # training job that is still waiting (their priority is above every train_priority), so that
 # each row's test figures appear while the other rows train.

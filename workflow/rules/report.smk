@@ -114,3 +114,34 @@ rule report:
         ],
     script:
         "../scripts/report.py"
+
+
+# Where a run stands, while it runs or after it was interrupted (no inputs: it reads what exists):
+#   snakemake --nolock --forcerun run_status results/run_status.md   [--configfile as the run's]
+rule run_status:
+    output:
+        "results/run_status.md",
+    log:
+        "logs/run_status.log",
+    localrule: True
+    conda:
+        "../envs/mindspore.yaml"
+    params:
+        models=[
+            dict(
+                model,
+                directory=MODEL_DIR.format(**model),
+                state_dir=f"{ROW_DIR}/state".format(**model),
+            )
+            for model in sweep_models()
+        ],
+        jobs=[
+            train_settings(SimpleNamespace(**model))["jobs"][
+                SEEDS.index(model["seed"])
+            ]
+            for model in sweep_models()
+        ],
+        rows=training_jobs(),
+        parallel=max(1, (os.cpu_count() or 1) // config["train"]["threads"]),
+    script:
+        "../scripts/run_status.py"
