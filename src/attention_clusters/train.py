@@ -232,10 +232,8 @@ class StackedAdam(nn.Cell):
             param, gradient = self.parameters[i], gradients[i]
             if self.decay:
                 gradient = gradient + self.weight_decays.reshape(self.per_model[i]) * param
-            delta = self.adam(
-                self.moment1[i], self.moment2[i], beta1_power, beta2_power, 1.0,
-                self.beta1, self.beta2, self.eps, gradient,
-            )  # fmt: skip
+            m, v = self.moment1[i], self.moment2[i]
+            delta = self.adam(m, v, beta1_power, beta2_power, 1.0, self.beta1, self.beta2, self.eps, gradient)
             done = ops.depend(done, ops.assign_add(param, delta * rates.reshape(self.per_model[i])))
         return done
 
