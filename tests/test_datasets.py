@@ -7,6 +7,7 @@ from attention_clusters.constants import N_CLASSES
 from attention_clusters.flash_mnist import digits_of, write_flash_mnist
 from attention_clusters.noise import NoiseSampler, pixel_histogram
 from attention_clusters.noisy_mnist import NOISE_CLASS, write_noisy_mnist
+from attention_clusters.pools import digit_pool, validation_indices
 
 
 def test_sampler_follows_histogram():
@@ -139,3 +140,54 @@ def test_flash_needs_enough_images(tmp_path, marked_mnist):
             tmp_path / "d.npy",
         )
     assert not any(tmp_path.iterdir())
+
+
+def test_digit_pools_hold_out_a_share_of_each_digit_for_validation(tiny_mnist):
+    labels = tiny_mnist["train_labels"]
+    held = validation_indices(labels, 0.1, 3)
+    for digit in range(10):
+        count = int((labels == digit).sum())
+        assert int((labels[held] == digit).sum()) == max(1, round(0.1 * count))
+    assert np.array_equal(held, validation_indices(labels, 0.1, 3))  # the data seed decides
+    assert not np.array_equal(held, validation_indices(labels, 0.1, 4))
+    rest = np.setdiff1d(np.arange(labels.size), held)
+    train_images, train_labels = digit_pool(tiny_mnist, "train", 0.1, 3)
+    val_images, val_labels = digit_pool(tiny_mnist, "val", 0.1, 3)
+    assert np.array_equal(val_images, tiny_mnist["train_images"][held]) and np.array_equal(
+        val_labels, labels[held]
+    )
+    assert np.array_equal(train_images, tiny_mnist["train_images"][rest])
+    assert np.array_equal(train_labels, labels[rest])
+    test_images, test_labels = digit_pool(tiny_mnist, "test", 0.1, 3)
+    assert test_images is tiny_mnist["test_images"] and test_labels is tiny_mnist["test_labels"]
+    with pytest.raises(WorkflowInputError, match="leaves no training digits"):
+        digit_pool({"train_images": train_images[:10], "train_labels": np.arange(10)}, "train", 0.5, 3)
+
+
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_each_split_of_videos_and_noisy_images_draws_from_its_own_pool(
+    tmp_path, tiny_mnist, monkeypatch, split
+):
+    from attention_clusters import flash_mnist, noisy_mnist, steps
+    from attention_clusters.idx import write_idx
+
+    paths = {key: tmp_path / f"{key}.gz" for key in tiny_mnist}
+    for key, array in tiny_mnist.items():
+        write_idx(paths[key], array)
+    np.save(tmp_path / "histogram.npy", pixel_histogram(tiny_mnist["test_images"]))
+    drawn = {}
+    monkeypatch.setattr(
+        flash_mnist, "write_flash_mnist", lambda images, *rest: drawn.setdefault("flash", images)
+    )
+    monkeypatch.setattr(
+        noisy_mnist, "write_noisy_mnist", lambda images, *rest: drawn.setdefault("noisy", images)
+    )
+    common = dict(histogram=tmp_path / "histogram.npy", split=split, repeats=1, val_fraction=0.1, seed=3)
+    outputs = dict(videos_out=None, labels_out=None, frame_digits_out=None)
+    steps.flash_mnist(**paths, **common, frames=25, min_appearances=1, max_appearances=2, **outputs)
+    if split != "val":  # the extractor's data has no validation split: it never sees those digits
+        steps.noisy_mnist(**paths, **common, noise_count=0, images_out=None, labels_out=None)
+    pool = digit_pool(tiny_mnist, split, 0.1, 3)[0]
+    assert all(np.array_equal(images, pool) for images in drawn.values()) and len(drawn) == 1 + (
+        split != "val"
+    )

@@ -122,6 +122,24 @@ def test_validation_split_is_held_out():
     assert train.size + val.size == labels.size
 
 
+def test_validation_videos_choose_the_best_epoch_and_every_training_video_trains(tmp_path):
+    feats, labels = synthetic_flash_features(1)
+    val_feats, val_labels = synthetic_flash_features(1, seed=9)
+    config = TrainConfig(fc=1, natt=4, epochs=3, lr=5e-3, weight_decay=0.0, batch_size=128, val_fraction=0.0)
+    out = dict(checkpoint_out=tmp_path / "model.ckpt", history_out=tmp_path / "history.tsv")
+    summary = train_model(
+        feats, labels, config, tmp_path / "state", **out, validation=(val_feats, val_labels)
+    )
+    assert summary["videos"] == 1024 and summary["validation_videos"] == 1024
+    history = np.loadtxt(tmp_path / "history.tsv", skiprows=1, ndmin=2)
+    assert summary["best_epoch"] == 1 + int(np.argmax(history[:, 2]))
+    top1, _, _ = evaluate(load_model(tmp_path / "model.ckpt", 1, 4), val_feats, val_labels)
+    assert top1 == pytest.approx(summary["best_val_top1"], abs=1e-6)
+    with pytest.raises(WorkflowInputError, match="val_fraction is 0.1 but validation videos are given"):
+        held_out = TrainConfig(fc=1, natt=4, epochs=1, lr=5e-3, weight_decay=0.0, batch_size=128)
+        train_model(feats, labels, held_out, tmp_path / "other", **out, validation=(val_feats, val_labels))
+
+
 TRAIN_SCRIPT = """
 import sys, numpy as np
 sys.path.insert(0, {tests!r})

@@ -208,7 +208,7 @@ def test_changing_extractor_epochs_reruns_features_and_every_model(tiny_copy):
     jobs = planned_jobs(run_snakemake(tiny_copy, *TINY_AND_TEST, "--dry-run"))
     assert jobs == {
         "train_extractor": 1,
-        "extract_features": 2,
+        "extract_features": 3,
         "train_model": 2,
         "eval_model": 2,
         "sweep_metrics": 1,
@@ -615,14 +615,14 @@ PER_MODEL = (
             "def build_model(  # edited\n        ",
             {**{rule: 2 for rule in PER_MODEL}, "sweep_metrics": 1, "report": 1, "all": 1},
         ),
-        # Flash-MNIST generation: both splits and everything after them, not the extractor's data.
+        # Flash-MNIST generation: its three splits and everything after them, not the extractor's data.
         (
             "flash_mnist.py",
             "def video_plan(",
             "def video_plan(  # edited\n        ",
             {
-                "flash_mnist": 2,
-                "extract_features": 2,
+                "flash_mnist": 3,
+                "extract_features": 3,
                 "preprocess_310": 1,
                 **{rule: 2 for rule in PER_MODEL},
                 "sweep_metrics": 1,

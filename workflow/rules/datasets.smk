@@ -8,6 +8,8 @@ rule noisy_mnist:
     output:
         images="results/data/noisy_{split}/images.npy",
         labels="results/data/noisy_{split}/labels.npy",
+    wildcard_constraints:
+        split="train|test",
     log:
         "logs/noisy_mnist/{split}.log",
     benchmark:

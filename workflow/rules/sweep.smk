@@ -5,6 +5,7 @@
 rule train_model:
     input:
         features="results/features/feature_train.pkl",
+        validation="results/features/feature_val.pkl",
     output:
         checkpoint=per_seed("model.ckpt"),
         history=per_seed("history.tsv"),
@@ -26,7 +27,7 @@ rule train_model:
         ),
     params:
         code=step_code("train_model"),
-        upstream=upstream(features_lineage("train")),
+        upstream=upstream(features_lineage("train") + features_lineage("val")),
         settings=train_settings,
         # Resumable state (last epoch's weights, Adam, RNGs); not an output, so a killed
         # job's state survives Snakemake's clean-up of incomplete outputs. Keyed by the
