@@ -8,12 +8,12 @@ rule noisy_mnist:
     output:
         images="results/data/noisy_{split}/images.npy",
         labels="results/data/noisy_{split}/labels.npy",
-    wildcard_constraints:
-        split="train|test",
     log:
         "logs/noisy_mnist/{split}.log",
     benchmark:
         "results/benchmarks/noisy_mnist/{split}.tsv"
+    wildcard_constraints:
+        split="train|test",
     conda:
         "../envs/mindspore.yaml"
     threads: 1
