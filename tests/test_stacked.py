@@ -69,7 +69,7 @@ def train_alone(features, labels, config, epochs=1):
     steps = train_rows.size // config.batch_size
     model = build_model(config.fc, config.natt, attention=config.attention, seed=config.seed)
     rates = learning_rates(config.schedule, config.lr, config.epochs, steps, config.warmup_epochs)
-    step, _ = make_train_step(model, rates, config.weight_decay)
+    step, _ = make_train_step(model, rates, config.weight_decay, config.scoring_lr_scale)
     rngs = {
         name: np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(key,)))
         for name, key in RNGS
@@ -87,17 +87,19 @@ def train_alone(features, labels, config, epochs=1):
 
 @pytest.mark.parametrize("fc,natt", [(1, 2), (2, 4)])
 def test_a_model_trained_in_a_stack_equals_it_trained_alone(tmp_path, fc, natt):
-    """Three models (two seeds, and the first seed again with another schedule and weight decay)
-    trained together for one epoch end with the weights and losses of each trained alone."""
+    """Four models (two seeds, the first seed again with another schedule and weight decay, and with
+    a slower scoring network) trained together for one epoch end with the weights and losses of
+    each trained alone."""
     feats, labels = synthetic_flash_features(2)
     common = dict(fc=fc, natt=natt, epochs=1, batch_size=64)
     configs = [
         TrainConfig(**common, lr=3e-3, weight_decay=0.0, seed=1, schedule="cosine", warmup_epochs=1),
         TrainConfig(**common, lr=3e-3, weight_decay=0.0, seed=2, schedule="cosine", warmup_epochs=1),
         TrainConfig(**common, lr=1e-3, weight_decay=1e-4, seed=1),
+        TrainConfig(**common, lr=3e-3, weight_decay=0.0, seed=1, schedule="cosine", scoring_lr_scale=0.1),
     ]
     outputs = [
-        {"checkpoint_out": tmp_path / f"m{i}.ckpt", "history_out": tmp_path / f"h{i}.tsv"} for i in range(3)
+        {"checkpoint_out": tmp_path / f"m{i}.ckpt", "history_out": tmp_path / f"h{i}.tsv"} for i in range(4)
     ]
     summaries = train_models(feats, labels, configs, tmp_path / "state", outputs)
     for i, config in enumerate(configs):
@@ -119,11 +121,21 @@ def test_a_model_trained_in_a_stack_equals_it_trained_alone(tmp_path, fc, natt):
         history = (tmp_path / f"h{i}.tsv").read_text().splitlines()
         assert len(history) == 2
         np.testing.assert_allclose(float(history[1].split("\t")[1]), np.mean(losses), rtol=1e-4)
-        assert summaries[i]["seed"] == config.seed and summaries[i]["models_in_job"] == 3
+        assert summaries[i]["seed"] == config.seed and summaries[i]["models_in_job"] == 4
     assert not np.allclose(
         load_model(tmp_path / "m0.ckpt", fc, natt).classifier_weight.asnumpy(),
         load_model(tmp_path / "m1.ckpt", fc, natt).classifier_weight.asnumpy(),
     )
+    # The slower scoring network moved less from the same start, the other layers alike.
+    start = build_model(fc, natt, seed=1)
+    moved = [
+        np.abs(
+            load_model(tmp_path / f"m{i}.ckpt", fc, natt).score_weight.asnumpy()
+            - start.score_weight.asnumpy()
+        )
+        for i in (0, 3)
+    ]
+    assert moved[1].mean() < 0.2 * moved[0].mean()
 
 
 def test_models_of_other_networks_or_steps_cannot_share_a_stack(tmp_path):

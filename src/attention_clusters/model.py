@@ -32,6 +32,9 @@ from .layers import Affine, Shift, StackedAffine, StackedDense, StackedShift, un
 
 HIDDEN = 128  # fc=2's hidden width
 ATTENTION_KINDS = ("shift", "noshift", "average")
+# The attention's scoring network g: the layers that read the raw frame features (training may give
+# them a learning rate of their own: train.TrainConfig.scoring_lr_scale).
+SCORING = ("hidden_weight", "hidden_bias", "score_weight", "score_bias")
 
 
 class AttentionCluster(nn.Cell):

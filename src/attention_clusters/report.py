@@ -25,12 +25,14 @@ def read_table(path):
 def summarize(table):
     """metrics.tsv's rows grouped over seeds: one row per (attention, fc, natt, device) with top-1
     and top-5 in % (mean, sample standard deviation; `top1_spread`: the population one, for the
-    plot's error bars), the number of seeds `n`, and the first seed's epochs, lr and weight decay."""
+    plot's error bars), the mean validation top-1 at the best epochs, the number of seeds `n`, and
+    the first seed's epochs, lr and weight decay."""
     table = table.assign(
         fc=table["fc"].astype(int),
         natt=table["natt"].astype(int),
         top1=100 * table["top1"].astype(float),
         top5=100 * table["top5"].astype(float),
+        val_top1=100 * table["best_val_top1"].astype(float),
     )
     return table.groupby(["attention", "fc", "natt", "device"]).agg(
         top1_mean=("top1", "mean"),
@@ -40,6 +42,7 @@ def summarize(table):
         top5_mean=("top5", "mean"),
         top5_std=("top5", "std"),
         top5_min=("top5", "min"),
+        val_top1_mean=("val_top1", "mean"),
         n=("top1", "size"),
         epochs=("epochs", "first"),
         lr=("lr", "first"),
@@ -81,9 +84,12 @@ def device_cell(per_device, device, metric):
 
 
 def results_table(summary, devices):
-    """The seed's table shape: one top-1 column per device (mean ± std over seeds), top-5, references, Δ."""
+    """The seed's table shape: one top-1 column per device (mean ± std over seeds), top-5, the mean
+    validation top-1 (which chose each best epoch: its gap to test shows how well it predicts it),
+    references, Δ."""
     head = ["attention", "fc", "natt", "epochs", "lr", "weight decay"]
     head += [f"{d} top-1 (%)" for d in devices] + [f"{d} top-5 (%)" for d in devices]
+    head += [f"{d} validation top-1 (%)" for d in devices]
     head += ["seed Ascend", "Δ", "seed GPU", "Δ", "paper", "Δ"]
     rows = []
     for (attention, fc, natt), per_device in summary.groupby(level=["attention", "fc", "natt"]):
@@ -97,6 +103,7 @@ def results_table(summary, devices):
         cells = [attention, fc, natt, first["epochs"], first["lr"], first["weight_decay"]]
         for metric in ("top1", "top5"):
             cells += [mean_std(*device_cell(per_device, d, metric)) for d in devices]
+        cells += [_pct(per_device.at[d, "val_top1_mean"] if d in per_device.index else None) for d in devices]
         cells += [
             _pct(ascend),
             _diff(best, ascend),

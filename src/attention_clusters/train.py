@@ -32,7 +32,7 @@ from .checkpoints import save_checkpoint
 from .constants import N_CLASSES
 from .layers import dropout_keep
 from .metrics import topk_correct
-from .model import StackedAttentionCluster, build_model, parameter_count
+from .model import SCORING, StackedAttentionCluster, build_model, parameter_count
 from .schedules import adam_learning_rate, learning_rates
 
 log = logging.getLogger("attention_clusters")
@@ -58,6 +58,11 @@ class TrainConfig:
     schedule: str = "constant"  # schedules.SCHEDULES
     warmup_epochs: float = 0.0
     patience: int = 0  # stop after this many epochs without a better validation top-1; 0 never
+    # The scoring network's (model.SCORING) learning rate as a multiple of lr: Adam moves each weight
+    # by about lr per step whatever its gradient, and a score is a sum over 50 features of size ~10,
+    # so at the full rate the frames' softmax saturates within a few steps and a digit whose frames
+    # score low early stays invisible (docs/real-digits.md). 1: one rate for all, as the ModelZoo.
+    scoring_lr_scale: float = 1.0
 
 
 def split_validation(labels, fraction, seed):
@@ -179,12 +184,12 @@ class StackedLoss(nn.Cell):
         return self.loss(logits, y.reshape(m * b)).reshape(m, b).sum(axis=1)
 
 
-def make_train_step(model, lr, weight_decay):
+def make_train_step(model, lr, weight_decay, scoring_lr_scale=1.0):
     """(step(x, y, keep) -> the batch's summed loss, optimizer): Adam on one model's LossWithDropout.
     The reference that make_stacked_step equals per model (tested), and the benchmarks' baseline.
 
     `lr` is a float or one learning rate per step (learning_rates()); Adam counts its steps in
-    its `global_step` parameter.
+    its `global_step` parameter. The scoring network (model.SCORING) learns at scoring_lr_scale x lr.
 
     Built as nn.TrainOneStepCell: with MindSpore 2.10 on CPU, the same step written as an
     @ms.jit function around ms.value_and_grad ran 5x slower (112 ms against 20 ms for
@@ -194,6 +199,16 @@ def make_train_step(model, lr, weight_decay):
     # (whose shifting parameters are named w and b). Without groups nn.Adam exempts names containing
     # "beta" or "gamma" (meant for batch norm): our beta kept its size while alpha decayed.
     params = [{"params": model.trainable_params(), "weight_decay": weight_decay}]
+    if scoring_lr_scale != 1.0:
+        scoring = [p for p in model.trainable_params() if p.name.rsplit(".", 1)[-1] in SCORING]
+        others = [p for p in model.trainable_params() if p.name.rsplit(".", 1)[-1] not in SCORING]
+        scaled = (
+            lr * scoring_lr_scale if isinstance(lr, float) else np.float32(lr * np.float32(scoring_lr_scale))
+        )
+        params = [
+            {"params": scoring, "weight_decay": weight_decay, "lr": adam_learning_rate(scaled)},
+            {"params": others, "weight_decay": weight_decay},
+        ]
     optimizer = nn.Adam(params, learning_rate=adam_learning_rate(lr), weight_decay=weight_decay)
     step = nn.TrainOneStepCell(LossWithDropout(model), optimizer)
     step.set_train(True)
@@ -203,10 +218,13 @@ def make_train_step(model, lr, weight_decay):
 class StackedAdam(nn.Cell):
     """nn.Adam's update (MindSpore's Adam kernel: bias-corrected rate, eps added to sqrt(v); weight
     decay added to the gradient) on stacked parameters, with each model's own learning rate at every
-    step and its own weight decay: rates (steps, M), weight_decays (M,). The kernel gives the update
-    for a rate of 1 (AdamNoUpdateParam), which is scaled per model."""
+    step and its own weight decay: rates (steps, M), weight_decays (M,); the scoring network's
+    parameters (model.SCORING) at scoring_lr_scales (M,) times their model's rate (None: 1). The
+    kernel gives the update for a rate of 1 (AdamNoUpdateParam), which is scaled per model."""
 
-    def __init__(self, params, rates, weight_decays, beta1=0.9, beta2=0.999, eps=1e-8):
+    def __init__(
+        self, params, rates, weight_decays, scoring_lr_scales=None, beta1=0.9, beta2=0.999, eps=1e-8
+    ):
         super().__init__()
         self.parameters = ParameterTuple(params)
         self.moment1 = self.parameters.clone(prefix="moment1", init="zeros")
@@ -221,6 +239,10 @@ class StackedAdam(nn.Cell):
         self.adam = ops.AdamNoUpdateParam()
         # Each parameter's view of a per-model value: (M, 1, ...).
         self.per_model = [(p.shape[0],) + (1,) * (len(p.shape) - 1) for p in params]
+        scales = np.ones(len(weight_decays)) if scoring_lr_scales is None else scoring_lr_scales
+        self.scoring_lr_scales = ms.Tensor(np.asarray(scales, np.float32))
+        self.scoring = [p.name.rsplit(".", 1)[-1] in SCORING for p in params]
+        self.scaled = bool(np.any(np.asarray(scales) != 1))
 
     def construct(self, gradients):
         rates = ops.gather(self.rates, self.global_step, 0).reshape(-1)  # (M,)
@@ -235,13 +257,14 @@ class StackedAdam(nn.Cell):
                 gradient = gradient + self.weight_decays.reshape(self.per_model[i]) * param
             m, v = self.moment1[i], self.moment2[i]
             delta = self.adam(m, v, beta1_power, beta2_power, 1.0, self.beta1, self.beta2, self.eps, gradient)
-            done = ops.depend(done, ops.assign_add(param, delta * rates.reshape(self.per_model[i])))
+            rate = rates * self.scoring_lr_scales if self.scaled and self.scoring[i] else rates
+            done = ops.depend(done, ops.assign_add(param, delta * rate.reshape(self.per_model[i])))
         return done
 
 
-def make_stacked_step(stack, rates, weight_decays):
+def make_stacked_step(stack, rates, weight_decays, scoring_lr_scales=None):
     """(step(x, y, keep) -> each model's summed loss (M,), optimizer): StackedAdam on StackedLoss."""
-    optimizer = StackedAdam(stack.trainable_params(), rates, weight_decays)
+    optimizer = StackedAdam(stack.trainable_params(), rates, weight_decays, scoring_lr_scales)
     step = nn.TrainOneStepCell(StackedLoss(stack), optimizer)
     step.set_train(True)
     return step, optimizer
@@ -322,7 +345,9 @@ def train_models(
     models = [build_model(c.fc, c.natt, dim, frames, c.attention, c.seed) for c in configs]
     stack = StackedAttentionCluster(models)
     rates = np.stack([model_rates(c, steps) for c in configs], axis=1)  # (steps of the run, M)
-    train_step, optimizer = make_stacked_step(stack, rates, [c.weight_decay for c in configs])
+    train_step, optimizer = make_stacked_step(
+        stack, rates, [c.weight_decay for c in configs], [c.scoring_lr_scale for c in configs]
+    )
     rngs = [
         {name: np.random.default_rng(np.random.SeedSequence(c.seed, spawn_key=(key,))) for name, key in RNGS}
         for c in configs
