@@ -296,8 +296,12 @@ def test_hand_written_backward_equals_autodiff_of_the_plain_network(fc, natt):
     from attention_clusters.train import make_train_step
 
     model = build_model(fc, natt, seed=7)
-    step, _ = make_train_step(model, 1e-3, 1e-4)
     rng = np.random.default_rng(2)
+    # A trained network's scores: the initial zeros would give fc2's hidden layer no gradient.
+    model.score_weight.set_data(
+        ms.Tensor(rng.uniform(-0.3, 0.3, model.score_weight.shape).astype(np.float32))
+    )
+    step, _ = make_train_step(model, 1e-3, 1e-4)
     x = ms.Tensor(rng.normal(0, 1, (32, 25, 50)).astype(np.float32))
     y = ms.Tensor(rng.integers(0, 1024, 32).astype(np.int32))
     keep = ms.Tensor((rng.random((32, natt * 50)) > 0.5).astype(np.float32) * 2)

@@ -39,6 +39,10 @@ def test_a_stack_computes_each_model_and_its_gradients(fc, natt, attention):
     y = rng.integers(0, 1024, (3, 8)).astype(np.int32)
     keep = np.stack([dropout_keep(rng, 8, natt * 50) for _ in range(3)])
     models = [build_model(fc, natt, attention=attention, seed=seed) for seed in (1, 2, 3)]
+    for model in models if attention != "average" else []:
+        # A trained network's scores: the initial zeros would give fc2's hidden layer no gradient.
+        scores = rng.uniform(-0.3, 0.3, model.score_weight.shape).astype(np.float32)
+        model.score_weight.set_data(ms.Tensor(scores))
     stack = StackedAttentionCluster(models)
     stacked_loss = StackedLoss(stack)
     losses = stacked_loss(ms.Tensor(x), ms.Tensor(y), ms.Tensor(keep)).asnumpy()
@@ -167,22 +171,26 @@ def test_a_model_that_stops_early_keeps_its_own_record(tmp_path, caplog):
     assert "seed 1, lr 0.001: stopping after epoch" in caplog.text
 
 
-def test_a_training_job_refuses_features_with_another_frame_count(tmp_path):
+@pytest.mark.parametrize("short", ["feature_train.pkl", "feature_val.pkl"])
+def test_a_training_job_refuses_features_with_another_frame_count(tmp_path, short):
     from attention_clusters.features import write_features
     from attention_clusters.steps import train_model as train_step
 
     feats, labels = synthetic_flash_features(1)
-    write_features(tmp_path / "feature_train.pkl", [(feats[:, :10], labels, np.arange(labels.size))])
-    job = dict(fc=1, natt=2, epochs=1, lr=1e-3, weight_decay=0.0, batch_size=64)
+    for name in ("feature_train.pkl", "feature_val.pkl"):
+        frames = 10 if name == short else 25
+        write_features(tmp_path / name, [(feats[:, :frames], labels, np.arange(labels.size))])
+    job = dict(fc=1, natt=2, epochs=1, lr=1e-3, weight_decay=0.0, batch_size=64, val_fraction=0.0)
     outputs = {
         name: [str(tmp_path / f"{name}.out")] for name in ("checkpoint_out", "history_out", "summary_out")
     }
     with pytest.raises(
         WorkflowInputError,
-        match=r"feature_train\.pkl: feature 0 is float32 \(10, 50\), expected float \(25, 50\)",
+        match=short.replace(".", r"\.") + r": feature 0 is float32 \(10, 50\), expected float \(25, 50\)",
     ):
         train_step(
             str(tmp_path / "feature_train.pkl"),
+            str(tmp_path / "feature_val.pkl"),
             "CPU",
             "CPU",
             2,

@@ -18,7 +18,9 @@ every parameter stacked on a leading model axis, as training runs them (each mod
 batch). The tests compare the three, values and gradients.
 
 alpha and beta start N(0, n^(-1/4)) as in the authors' code (the MindSpore port passed
-the arguments of its initializer in the wrong order, giving every unit the same constant).
+the arguments of its initializer in the wrong order, giving every unit the same constant). The
+score layer starts at zero (uniform weights over the frames); the other layers as PyTorch's
+default, which the authors trained with.
 """
 
 import mindspore as ms
@@ -49,14 +51,17 @@ class AttentionCluster(nn.Cell):
         self.fc, self.natt, self.attention = fc, natt, attention
         self.frames, self.feature_dim = frames, feature_dim
         if attention != "average":
-            if fc == 1:
-                self.score_weight = uniform_parameter((feature_dim, natt), feature_dim)
-                self.score_bias = uniform_parameter((natt,), feature_dim)
-            else:
+            # The score layer starts at zero: every unit weighs the frames uniformly (1/L), so every
+            # digit's frames take part from the first step. With PyTorch's default init the frame
+            # features (norm ~50-70) gave scores several units apart and near one-hot weights at
+            # step 0, and a digit whose frames scored low could stay invisible for the whole run
+            # (docs/real-digits.md). The units still differ: alpha, beta and the classifier do.
+            inputs = feature_dim if fc == 1 else HIDDEN
+            if fc == 2:
                 self.hidden_weight = uniform_parameter((feature_dim, HIDDEN), feature_dim)
                 self.hidden_bias = uniform_parameter((HIDDEN,), feature_dim)
-                self.score_weight = uniform_parameter((HIDDEN, natt), HIDDEN)
-                self.score_bias = uniform_parameter((natt,), HIDDEN)
+            self.score_weight = Parameter(ms.Tensor(np.zeros((inputs, natt), np.float32)))
+            self.score_bias = Parameter(ms.Tensor(np.zeros(natt, np.float32)))
         if attention == "shift":
             std = float(natt) ** -0.25
             self.alpha = Parameter(initializer(Normal(sigma=std, mean=0.0), (natt,), ms.float32))
