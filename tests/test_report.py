@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from attention_clusters.attention_pictures import one_digit_confusion
+from attention_clusters.attention_pictures import digit_attention, digit_recall, one_digit_confusion
 from attention_clusters.report import paper_reference, paper_table, results_table, summarize
 
 
@@ -56,3 +56,14 @@ def test_one_digit_confusion():
     assert stats["wrong"] == 4 and stats["one_digit"] == 3
     assert stats["missed"][2] == 1 and stats["added"][2] == 1 and stats["added"][1] == 1
     assert stats["missed"].sum() == 1 and stats["added"].sum() == 2
+
+
+def test_attention_share_and_recall_per_digit():
+    # Two videos of 4 frames, one unit: video 0 shows 3 (frame 0) and 5 (frame 1), video 1 shows 3 (frame 2).
+    frame_digits = np.array([[3, 5, -1, -1], [-1, -1, 3, -1]])
+    weights = np.array([[0.7, 0.1, 0.1, 0.1], [0.2, 0.2, 0.4, 0.2]])[:, :, None]  # (N, L, n)
+    share, noise = digit_attention(weights, frame_digits)
+    assert share[3] == 4 * (0.7 + 0.4) / 2 and share[5] == 4 * 0.1 and np.isnan(share[0])
+    assert noise == 4 * (0.1 + 0.1 + 0.2 + 0.2 + 0.2) / 5
+    recall, false = digit_recall([0b101000, 0b000001], [0b101000, 0b001000])
+    assert recall[3] == 0.5 and recall[5] == 1.0 and false[0] == 0.5 and false[5] == 0.0 and np.isnan(false[3])

@@ -116,3 +116,78 @@ def one_digit_confusion(predictions, labels):
         missed[d] = int((one & (diff == bit) & (labels & bit > 0)).sum())
         added[d] = int((one & (diff == bit) & (predictions & bit > 0)).sum())
     return {"wrong": int(wrong.sum()), "one_digit": int(one.sum()), "missed": missed, "added": added}
+
+
+def digit_attention(weights, frame_digits):
+    """Where the units look, per digit: (share (10,), noise share) with share[d] the mean weight of a
+    frame showing digit d and `noise share` that of a noise frame, both times the frame count L (1:
+    a uniform unit's weight), averaged over the units. A digit near the noise's share is one the
+    network does not see; near L / (frames showing it), one that a unit looks at alone."""
+    frames = frame_digits.shape[1]
+    per_frame = weights.mean(axis=2) * frames  # (N, L): mean over the units, x L
+    share = np.array(
+        [per_frame[frame_digits == d].mean() if (frame_digits == d).any() else np.nan for d in range(10)]
+    )
+    return share, float(per_frame[frame_digits < 0].mean())
+
+
+def digit_recall(predictions, labels):
+    """(recall (10,), false positives (10,)): per digit, the share of videos showing it whose predicted
+    label has it, and the share of videos not showing it whose predicted label has it."""
+    predictions, labels = np.asarray(predictions, np.int64), np.asarray(labels, np.int64)
+    recall, false = np.zeros(10), np.zeros(10)
+    for d in range(10):
+        shown, said = (labels >> d & 1) == 1, (predictions >> d & 1) == 1
+        recall[d] = said[shown].mean() if shown.any() else np.nan
+        false[d] = said[~shown].mean() if (~shown).any() else np.nan
+    return recall, false
+
+
+def main(argv=None):
+    """python -m attention_clusters.attention_pictures FEATURES FRAME_DIGITS FC NATT CHECKPOINT...:
+    per checkpoint, its top-1 on the videos and per digit its attention share and recall."""
+    import argparse
+
+    from .devices import use_device
+    from .features import load_features
+    from .metrics import evaluate
+    from .model import load_model
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("features")
+    parser.add_argument("frame_digits", help="the videos' frame_digits.npy (results/data/flash_<split>/)")
+    parser.add_argument("fc", type=int)
+    parser.add_argument("natt", type=int)
+    parser.add_argument("checkpoints", nargs="+")
+    parser.add_argument("--attention", default="shift")
+    parser.add_argument("--every", type=int, default=1, help="use every n-th video")
+    args = parser.parse_args(argv)
+    use_device("CPU", 2)
+    feats, labels, _ = load_features(args.features)
+    feats, labels = feats[:: args.every], labels[:: args.every]
+    frame_digits = load_npy(args.frame_digits)[:: args.every]
+    header = [
+        "checkpoint",
+        "top1",
+        *(f"share{d}" for d in range(10)),
+        "noise",
+        *(f"recall{d}" for d in range(10)),
+    ]
+    print("\t".join(header))
+    for path in args.checkpoints:
+        model = load_model(path, args.fc, args.natt, args.attention, feats.shape[2], feats.shape[1])
+        top1, _, predictions = evaluate(model, feats, labels)
+        share, noise = digit_attention(attention_weights(model, feats), frame_digits)
+        recall, _ = digit_recall(predictions, labels)
+        cells = [
+            path,
+            f"{top1:.4f}",
+            *(f"{v:.2f}" for v in share),
+            f"{noise:.2f}",
+            *(f"{v:.2f}" for v in recall),
+        ]
+        print("\t".join(cells))
+
+
+if __name__ == "__main__":
+    main()
