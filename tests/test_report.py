@@ -66,4 +66,6 @@ def test_attention_share_and_recall_per_digit():
     assert share[3] == 4 * (0.7 + 0.4) / 2 and share[5] == 4 * 0.1 and np.isnan(share[0])
     assert noise == 4 * (0.1 + 0.1 + 0.2 + 0.2 + 0.2) / 5
     recall, false = digit_recall([0b101000, 0b000001], [0b101000, 0b001000])
-    assert recall[3] == 0.5 and recall[5] == 1.0 and false[0] == 0.5 and false[5] == 0.0 and np.isnan(false[3])
+    assert (
+        recall[3] == 0.5 and recall[5] == 1.0 and false[0] == 0.5 and false[5] == 0.0 and np.isnan(false[3])
+    )
