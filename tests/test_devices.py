@@ -64,3 +64,26 @@ def test_pinned_even_when_cpus_are_taken_not_when_the_job_may_use_them_all(tmp_p
     job, claimed, affinity = start_job(len(CPUS), tmp_path)
     assert claimed is None and affinity == CPUS
     stop(job)
+
+
+def test_lock_files_are_never_created_through_a_planted_link(tmp_path):
+    target = tmp_path / "victim"
+    locks = tmp_path / "locks"
+    locks.mkdir(mode=0o700)
+    for cpu in CPUS:
+        (locks / f"cpu{cpu}").symlink_to(target)
+    job, claimed, affinity = start_job(1, locks)  # no CPU claimed: pinned all the same, by process id
+    assert len(claimed) == 1 and affinity == claimed and not target.exists()
+    stop(job)
+    linked = tmp_path / "linked"
+    linked.symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "elsewhere").mkdir()
+    job, claimed, _ = start_job(1, linked)  # a lock directory that is a link is not used at all
+    assert len(claimed) == 1 and not list((tmp_path / "elsewhere").iterdir())
+    stop(job)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    job, claimed, _ = start_job(1, shared)  # nor one that others may write to
+    assert len(claimed) == 1 and not list(shared.iterdir())
+    stop(job)

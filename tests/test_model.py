@@ -485,3 +485,18 @@ def test_a_checkpoint_of_other_shapes_is_one_error(tmp_path):
         r"attention=shift needs: score_weight \(50, 4\) \(expected \(50, 8\)\)",
     ):
         load_model(tmp_path / "natt4.ckpt", 1, 8)
+
+
+def test_a_state_directory_that_is_a_link_is_refused_before_training(tmp_path):
+    feats, labels = synthetic_flash_features(1)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "epoch-0001.ckpt").write_text("the user's file")
+    (tmp_path / "state").symlink_to(elsewhere, target_is_directory=True)
+    config = TrainConfig(fc=1, natt=2, epochs=1, lr=1e-3, weight_decay=0.0, batch_size=64)
+    out = dict(checkpoint_out=tmp_path / "model.ckpt", history_out=tmp_path / "history.tsv")
+    with pytest.raises(WorkflowInputError, match="state directory .*state is a symbolic link"):
+        train_model(feats, labels, config, tmp_path / "state", **out)
+    assert [p.name for p in elsewhere.iterdir()] == ["epoch-0001.ckpt"] and not (
+        tmp_path / "model.ckpt"
+    ).exists()

@@ -2,6 +2,7 @@
 
 import logging
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -63,6 +64,29 @@ def use_device(device, threads=None):
     return device
 
 
+def private_directory(path):
+    """`path` as a directory that only this user can write to (created with mode 0700), or None,
+    with a warning, when something else is there: a symbolic link, another user's directory, or
+    one that others may write to (in a shared /tmp, anyone can create the name first)."""
+    path = Path(path)
+    try:
+        path.mkdir(mode=0o700, parents=True)
+    except FileExistsError:
+        pass
+    except OSError as err:
+        log.warning("cannot create the CPU lock directory %s (%s): CPUs are not claimed", path, err)
+        return None
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        log.warning(
+            "CPU lock directory %s is not a directory of this user that only it can write to "
+            "(a symbolic link, another user's, or group/world-writable): CPUs are not claimed; remove it",
+            path,
+        )
+        return None
+    return path
+
+
 # The lock files behind pin_to_free_cores, held open (and so locked) until the process ends.
 _held_cores = []
 
@@ -90,11 +114,19 @@ def pin_to_free_cores(threads, lock_dir=None):
     allowed = sorted(os.sched_getaffinity(0))
     if threads >= len(allowed):
         return None
-    lock_dir = Path(lock_dir or Path(tempfile.gettempdir()) / f"attention-clusters-cores-{os.getuid()}")
-    lock_dir.mkdir(parents=True, exist_ok=True)
+    lock_dir = private_directory(
+        lock_dir or Path(tempfile.gettempdir()) / f"attention-clusters-cores-{os.getuid()}"
+    )
     claimed, handles = [], []
-    for cpu in allowed:
-        handle = os.open(lock_dir / f"cpu{cpu}", os.O_RDWR | os.O_CREAT, 0o600)
+    for cpu in allowed if lock_dir else []:
+        try:
+            # O_NOFOLLOW: a lock file is never created through a symbolic link planted in its place.
+            handle = os.open(lock_dir / f"cpu{cpu}", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as err:
+            log.warning(
+                "CPU lock file %s unusable (%s): not claiming CPU %d", lock_dir / f"cpu{cpu}", err, cpu
+            )
+            continue
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:  # another job holds this CPU

@@ -92,6 +92,12 @@ class TrainState:
     def __init__(self, directory):
         self.dir = Path(directory)
         self.json = self.dir / "state.json"
+        if self.dir.is_symlink():
+            # Training writes checkpoints into it and deletes old ones: never through a link.
+            raise WorkflowInputError(
+                f"training state directory {self.dir} is a symbolic link; refusing to write and delete "
+                "files through it: remove the link and rerun"
+            )
 
     def best(self, i):
         return self.dir / f"best-{i}.ckpt"
@@ -321,6 +327,7 @@ def train_models(
     """
     first = configs[0]
     check_job(configs, workers)
+    store = TrainState(state_dir)
     if validation is None:
         splits = [split_validation(labels, c.val_fraction, c.seed) for c in configs]
         val_features, val_labels = features, labels
@@ -352,7 +359,6 @@ def train_models(
         {name: np.random.default_rng(np.random.SeedSequence(c.seed, spawn_key=(key,))) for name, key in RNGS}
         for c in configs
     ]
-    store = TrainState(state_dir)
     state = resume(store, settings, stack, optimizer, rngs, first.epochs)
 
     labels32 = labels.astype(np.int32)
