@@ -15,6 +15,7 @@ import numpy as np
 
 from . import WorkflowInputError
 from .atomic import atomic_open, atomic_path
+from .bookkeeping import read_json
 from .constants import N_CLASSES, TOPK
 from .metrics import topk_correct
 from .npy_stream import load_npy
@@ -177,8 +178,7 @@ def postprocess(logits_bin, labels_bin, timing_json, eval_predictions, out):
     top1, top5 = topk_correct(logits, labels, TOPK)
     predictions = logits.argmax(axis=1)
     reference = load_npy(eval_predictions)
-    with open(timing_json) as handle:
-        timing = json.load(handle)
+    timing = read_json(timing_json, numbers=("latency_ms_per_batch", "videos_per_second", "batch_size"))
     result = {
         "top1": top1 / labels.size,
         "top5": top5 / labels.size,

@@ -4,22 +4,25 @@ Models that differ only by seed are grouped: accuracies are given as mean ± sta
 deviation over the seeds, with their number.
 """
 
-import json
 import logging
 from pathlib import Path
 
 import pandas as pd
 
 from .atomic import atomic_open, atomic_path
+from .bookkeeping import METRIC_COLUMNS, METRIC_NUMBERS, read_json, read_tsv
 from .npy_stream import load_npy
 from .reference import PAPER, PAPER_COLUMNS, SEED, paper_reference
 
 log = logging.getLogger("attention_clusters")
 
 
-def read_table(path):
-    """A tab-separated table (metrics.tsv, a history, a benchmark file), every value as written."""
-    return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+HISTORY_NUMBERS = ("epoch", "loss", "val_top1", "val_top5", "seconds")
+
+
+def read_history(path):
+    """A model's history.tsv (train.write_outputs), checked."""
+    return read_tsv(path, numbers=HISTORY_NUMBERS, rows=1)
 
 
 def summarize(table):
@@ -185,7 +188,7 @@ def plot_history(history_tsv, title, out):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    history = read_table(history_tsv)
+    history = read_history(history_tsv)
     epochs = history["epoch"].astype(int)
     fig, left = plt.subplots(figsize=(6, 3.4))
     left.plot(epochs, history["loss"].astype(float), color="tab:blue")
@@ -211,7 +214,7 @@ def plot_curves(history, device, attention, fc, natt, seed, png_out):
 
 def benchmark_seconds(path):
     """The wall seconds a Snakemake benchmark file records, or None if it has no row."""
-    table = read_table(path)
+    table = read_tsv(path, numbers=("s",))
     return float(table["s"].iloc[0]) if len(table) else None
 
 
@@ -356,8 +359,18 @@ def inference_lines(models):
     """The inference section: each exported model's accuracy, latency and agreement with eval."""
     rows = []
     for model in models:
-        with open(model["infer_metrics"]) as handle:
-            inf = json.load(handle)
+        inf = read_json(
+            model["infer_metrics"],
+            numbers=(
+                "top1",
+                "top5",
+                "latency_ms_per_batch",
+                "videos_per_second",
+                "batch_size",
+                "disagreements",
+            ),
+            keys=("agrees_with_eval",),
+        )
         rows.append(
             {
                 "model": model_name(model),
@@ -383,9 +396,8 @@ def settings_lines(models, table):
     for model in models:
         key = tuple(str(model[k]) for k in ("device", "attention", "fc", "natt", "seed"))
         r = by_key.loc[key]
-        with open(model["summary"]) as handle:
-            settings = json.load(handle)
-        run_epochs = len(read_table(model["history"]))
+        settings = read_json(model["summary"], numbers=("batch_size", "lr", "weight_decay", "epochs"))
+        run_epochs = len(read_history(model["history"]))
         rows.append(
             [
                 model_name(model),
@@ -493,7 +505,7 @@ def write_report(
     curve_png (drawn by plot_curves), summary (the training job's train.json). `pictures`: dicts with name,
     png, predictions (the attention pictures' models). `config` (the merged config) and `repository`
     (the workflow's checkout) go into the record of the run."""
-    table = read_table(metrics_tsv)
+    table = read_tsv(metrics_tsv, columns=METRIC_COLUMNS, numbers=METRIC_NUMBERS)
     summary = summarize(table)
     out_md = Path(out_md)
     rel = lambda p: Path(p).resolve().relative_to(out_md.parent.resolve()).as_posix()  # noqa: E731

@@ -7,7 +7,6 @@ them. They are also usable from Python directly.
 
 import json
 import logging
-from pathlib import Path
 
 import numpy as np
 
@@ -284,6 +283,7 @@ def train_model(
 def eval_model(
     features, checkpoint, summary, device, threads, fc, natt, attention, frames, metrics_out, predictions_out
 ):
+    from .bookkeeping import read_json
     from .devices import use_device
     from .features import load_features
     from .metrics import evaluate
@@ -294,8 +294,7 @@ def eval_model(
     feats, labels, _ = load_features(features, frames)
     model = load_model(checkpoint, fc, natt, attention, feats.shape[2], feats.shape[1])
     top1, top5, predictions = evaluate(model, feats, labels)
-    with open(summary) as handle:
-        metrics = json.load(handle)
+    metrics = read_json(summary, numbers=("seed",))
     metrics.update(top1=top1, top5=top5, test_videos=int(labels.shape[0]))
     _write_json(metrics_out, metrics)
     with atomic_open(predictions_out) as handle:
@@ -309,29 +308,15 @@ def eval_model(
     )
 
 
-METRIC_COLUMNS = (
-    "device",
-    "fc",
-    "natt",
-    "attention",
-    "epochs",
-    "lr",
-    "weight_decay",
-    "top1",
-    "top5",
-    "best_epoch",
-    "best_val_top1",
-    "train_seconds",
-    "parameters",
-    "seed",
-)
-
-
 def sweep_metrics(metrics_files, out):
     """metrics.tsv: one row (METRIC_COLUMNS) per model's metrics.json, by device, attention, fc, natt, seed."""
     import pandas as pd
 
-    table = pd.DataFrame([json.loads(Path(path).read_text()) for path in metrics_files])
+    from .bookkeeping import METRIC_COLUMNS, METRIC_NUMBERS, read_json
+
+    table = pd.DataFrame(
+        [read_json(path, numbers=METRIC_NUMBERS, keys=METRIC_COLUMNS) for path in metrics_files]
+    )
     table = table.sort_values(["device", "attention", "fc", "natt", "seed"], kind="stable")
     with atomic_open(out, "w") as handle:
         table.to_csv(
