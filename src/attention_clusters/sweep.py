@@ -123,8 +123,11 @@ def _check_header(path, line, header):
 
 
 def _typed(path, number, column, text):
-    """A cell's text as its column's type (an int column takes whole numbers written as such)."""
+    """A cell's text as its column's type (an int column takes whole numbers written as such; digit
+    separators, which Python's int() and float() accept, are refused: `1_6` is no 16)."""
     try:
+        if "_" in text:
+            raise ValueError(text)
         return COLUMNS[column](text)
     except ValueError:
         raise WorkflowInputError(

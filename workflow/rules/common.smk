@@ -3,24 +3,12 @@ import hashlib
 import json
 from types import SimpleNamespace
 
-from attention_clusters.config_check import check_config
+from attention_clusters.config_check import check_config, check_values
 from attention_clusters.idx import MNIST_KEYS
 from attention_clusters.provenance import code_digest, script_step
 
 # Strict JSON-schema check (no unknown keys, whole numbers as integers): one error naming the key.
 check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
-
-if config["flash"]["min_appearances"] > config["flash"]["max_appearances"]:
-    raise ValueError(
-        "config flash.min_appearances "
-        f"({config['flash']['min_appearances']}) must not exceed flash.max_appearances "
-        f"({config['flash']['max_appearances']})"
-    )
-if 10 * config["flash"]["max_appearances"] > config["flash"]["frames"]:
-    raise ValueError(
-        f"config flash.frames ({config['flash']['frames']}) must hold all 10 digits "
-        f"max_appearances ({config['flash']['max_appearances']}) times"
-    )
 
 # Flash-MNIST and its features: training, validation and test videos, each from its own digit
 # pool (pools.py); Noisy-MNIST, the extractor's data: training and test pools only.
@@ -166,6 +154,8 @@ SWEEP = {
         config["distributed"]["workers"],
     )
 }
+# Settings that contradict each other, and sizes this machine cannot hold: one error, before any job.
+check_values(config, SWEEP.values())
 DEVICES = config["sweep"]["devices"]
 ATTENTION = config["sweep"]["attention"]
 SEEDS = config["sweep"]["seeds"]
