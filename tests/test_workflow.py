@@ -674,3 +674,19 @@ def test_a_trained_row_is_evaluated_before_the_next_row_trains(tiny_copy):
     assert re.search(
         rf"shift fc{fc}/natt{natt} seed 1: test top-1 \d+\.\d %, top-5 \d+\.\d %; reference \d+\.\d %", log
     )
+
+
+def test_a_package_imported_from_elsewhere_is_said_in_one_line(tmp_path):
+    """A checkout whose src/ is not the package Python imports (here: this repository's installed
+    copy) is told so at start-up, with which path runs and how to fix it."""
+    workdir = make_workdir(tmp_path)
+    shutil.copytree(ROOT / "src", workdir / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    proc = run_snakemake(workdir, "--configfile", "config/tiny.yaml", "--dry-run")
+    warning = [line for line in proc.stderr.splitlines() if "is imported from" in line]
+    assert len(warning) == 1 and str(ROOT / "src" / "attention_clusters") in warning[0]
+    assert f"not from this checkout's {workdir / 'src'}" in warning[0] and "pip install -e ." in warning[0]
+    own = make_workdir(tmp_path / "own")
+    (own / "src").symlink_to(ROOT / "src", target_is_directory=True)  # its src/ is the one imported
+    assert (
+        "is imported from" not in run_snakemake(own, "--configfile", "config/tiny.yaml", "--dry-run").stderr
+    )
