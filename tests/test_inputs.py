@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from attention_clusters import WorkflowInputError
-from attention_clusters.config_check import check_config, check_values
+from attention_clusters.config_check import check_config, check_config_files, check_values
 from attention_clusters.download import fetch_file
 from attention_clusters.npy_stream import iter_npy_chunks, load_npy, npy_shape
 
@@ -245,3 +245,23 @@ def test_timeout_bounds_the_whole_download(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        (
+            "flash:\n  k_train: 2\n  k_train: 3\n",
+            r"test.yaml: .*key 'k_train' appears twice \(first on line 2\).*line 3",
+        ),
+        ("seed: 1\nseed: 2\n", r"key 'seed' appears twice"),
+        ("- 1\n- 2\n", r"test.yaml: expected a mapping of keys, found list"),
+        ("", r"test.yaml: expected a mapping of keys, found NoneType"),
+        ("flash: [\n", r"test.yaml: while parsing"),
+    ],
+)
+def test_config_files_with_a_key_twice_or_no_mapping_are_refused(tmp_path, text, match):
+    (tmp_path / "test.yaml").write_text(text)
+    check_config_files([ROOT / "config/config.yaml", ROOT / "config/tiny.yaml"])
+    with pytest.raises(WorkflowInputError, match=match):
+        check_config_files([ROOT / "config/config.yaml", tmp_path / "test.yaml"])

@@ -135,3 +135,36 @@ def check_values(config, sweep_rows, memory=None):
                 f"config {key}: needs about {_size(needed)} of memory in one job, more than this "
                 f"machine's {_size(memory)}"
             )
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key that appears twice in one mapping (YAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {key!r} appears twice (first on line {seen[key] + 1})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+def check_config_files(paths):
+    """Each config file read again, strictly: a key given twice in one mapping (where Snakemake
+    silently keeps the last) or a file that is not a mapping is one error naming the file and line."""
+    for path in paths:
+        try:
+            with open(path) as handle:
+                value = yaml.load(handle, Loader=_UniqueKeyLoader)
+        except yaml.YAMLError as err:
+            raise WorkflowInputError(f"config file {path}: {err}".replace("\n", " ")) from None
+        if not isinstance(value, dict):
+            raise WorkflowInputError(
+                f"config file {path}: expected a mapping of keys, found {type(value).__name__}"
+            )

@@ -3,11 +3,13 @@ import hashlib
 import json
 from types import SimpleNamespace
 
-from attention_clusters.config_check import check_config, check_values
+from attention_clusters.config_check import check_config, check_config_files, check_values
 from attention_clusters.idx import MNIST_KEYS
 from attention_clusters.provenance import code_digest, script_step
 
-# Strict JSON-schema check (no unknown keys, whole numbers as integers): one error naming the key.
+# Strict JSON-schema check (no unknown keys, whole numbers as integers): one error naming the key;
+# each config file read again for keys given twice (Snakemake keeps the last silently).
+check_config_files(workflow.configfiles)
 check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 
 # Flash-MNIST and its features: training, validation and test videos, each from its own digit
