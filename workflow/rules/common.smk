@@ -3,7 +3,11 @@ import hashlib
 import json
 from types import SimpleNamespace
 
-from attention_clusters.config_check import check_config, check_config_files, check_values
+from attention_clusters.config_check import (
+    check_config,
+    check_config_files,
+    check_values,
+)
 from attention_clusters.idx import MNIST_KEYS
 from attention_clusters.provenance import code_digest, script_step
 
