@@ -208,6 +208,46 @@ def test_an_unwritable_output_is_one_line_naming_the_file(tmp_path):
     logging.getLogger().handlers.clear()
 
 
+FULL_DISK = """
+import resource, signal, sys
+from attention_clusters.atomic import atomic_open
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+try:
+    with atomic_open(sys.argv[1]) as handle:
+        handle.write(bytes(1 << 20))
+except OSError as err:
+    print(err.filename, "|", err.strerror)
+"""
+
+
+def test_a_write_that_finds_no_room_names_its_file(tmp_path):
+    """A full disk or a file-size limit (here a real one, as `ulimit -f`): write() errors carry no
+    file name, so the output's name is put on them; the runner's one line then says which file."""
+    import subprocess
+
+    out = tmp_path / "features.pkl"
+    said = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, str(out)], capture_output=True, text=True, timeout=120
+    )
+    filename, reason = said.stdout.strip().split(" | ")
+    assert filename == str(out) and reason.startswith("File too large while writing it; make room")
+    assert not list(tmp_path.iterdir())  # no half-written output, no temporary file left
+
+    def step():
+        from attention_clusters.atomic import atomic_open
+
+        with atomic_open(tmp_path / "out.npy") as handle:
+            raise OSError(28, "No space left on device")  # as handle.write() would
+
+    with pytest.raises(SystemExit):
+        run(fake_snakemake(tmp_path / "rule.log"), step)
+    logged = (tmp_path / "rule.log").read_text()
+    assert f"ERROR {tmp_path / 'out.npy'}: No space left on device while writing it" in logged
+    assert "Traceback" not in logged
+    logging.getLogger().handlers.clear()
+
+
 class TricklingHandler(http.server.BaseHTTPRequestHandler):
     """Serves 200 bytes, one every 20 ms: every read is quick, the whole download is not."""
 

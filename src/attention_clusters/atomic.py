@@ -1,9 +1,17 @@
 """Write outputs so that a killed or failed job never leaves a half file in place."""
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
+
+
+# Write errors that mean there is no room for the output (a full disk, a quota, a file-size limit).
+NO_ROOM = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+ROOM_ADVICE = (
+    "make room (free disk space, or raise the quota or file-size limit) and rerun: finished jobs are kept"
+)
 
 
 @contextlib.contextmanager
@@ -24,6 +32,13 @@ def atomic_path(path):
         if tmp.exists():
             os.chmod(tmp, 0o666 & ~umask)
             os.replace(tmp, path)
+    except OSError as err:
+        if err.filename is not None or err.errno not in NO_ROOM:
+            raise
+        # A failed write() names no file: name the output, so that the runner's one line says which.
+        raise OSError(
+            err.errno, f"{os.strerror(err.errno)} while writing it; {ROOM_ADVICE}", str(path)
+        ) from err
     finally:
         if tmp.exists():
             tmp.unlink()
