@@ -237,7 +237,7 @@ def test_a_write_that_finds_no_room_names_its_file(tmp_path):
     def step():
         from attention_clusters.atomic import atomic_open
 
-        with atomic_open(tmp_path / "out.npy") as handle:
+        with atomic_open(tmp_path / "out.npy"):
             raise OSError(28, "No space left on device")  # as handle.write() would
 
     with pytest.raises(SystemExit):

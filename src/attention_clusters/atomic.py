@@ -6,7 +6,6 @@ import os
 import tempfile
 from pathlib import Path
 
-
 # Write errors that mean there is no room for the output (a full disk, a quota, a file-size limit).
 NO_ROOM = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 ROOM_ADVICE = (
