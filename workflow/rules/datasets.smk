@@ -21,7 +21,7 @@ rule noisy_mnist:
         mem_mb=2000,
     params:
         code=step_code("noisy_mnist"),
-        upstream=upstream([mnist_settings()]),
+        upstream=upstream(mnist_lineage()),
         settings=noisy_settings,
     script:
         "../scripts/noisy_mnist.py"
@@ -46,7 +46,7 @@ rule flash_mnist:
         mem_mb=1000,
     params:
         code=step_code("flash_mnist"),
-        upstream=upstream([mnist_settings()]),
+        upstream=upstream(mnist_lineage()),
         settings=flash_settings,
     script:
         "../scripts/flash_mnist.py"

@@ -81,6 +81,6 @@ rule noise_histogram:
         "../envs/mindspore.yaml"
     params:
         code=step_code("noise_histogram"),
-        upstream=upstream([mnist_settings()]),
+        upstream=upstream([mnist_settings(), step_code(MNIST_STEP)]),
     script:
         "../scripts/noise_histogram.py"
