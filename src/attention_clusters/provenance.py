@@ -115,7 +115,13 @@ def _read_module(name):
 
 def code_digest(module, symbol):
     """sha256 (16 hex characters) of the definition `symbol` of package module `module` and of every
-    package definition it refers to, transitively."""
+    package definition it refers to, transitively. A `symbol` that is no definition of `module` is an
+    error (a renamed step would otherwise digest to a constant); references that resolve to nothing
+    of the package (builtins, star imports) are skipped."""
+    if not _module_path(module).exists() or symbol not in _read_module(module).definitions:
+        raise LookupError(
+            f"code_digest: {module}.{symbol} is not a definition of the package (renamed or moved?)"
+        )
     seen, todo = set(), [(module, symbol)]
     parts = []
     while todo:

@@ -250,7 +250,7 @@ def train_model(
     inputs = {
         "features_sha256": file_digest(features),
         "validation_sha256": file_digest(validation),
-        "code": code_digest("train", "train_models"),
+        "code": code_digest(train_models.__module__.rsplit(".", 1)[-1], train_models.__name__),
     }
     outputs = [
         {"checkpoint_out": checkpoint, "history_out": history}
