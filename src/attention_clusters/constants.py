@@ -5,6 +5,7 @@ FRAMES = 25  # frames per video (flash.frames may change it; this is the paper's
 FEATURE_DIM = 50  # the frame feature extractor's output per frame
 N_NOISY_CLASSES = 11  # Noisy-MNIST: ten digits and "noise"
 IMAGE_SIZE = 28  # MNIST frames are 28 x 28
+ATTENTION_KINDS = ("shift", "noshift", "average")  # the paper's network and its two ablations
 TOPK = 5  # top-k accuracy reported beside top-1
 # Seed streams (np.random.SeedSequence spawn keys) of the data splits.
 SPLIT_IDS = {"train": 0, "test": 1, "val": 2}

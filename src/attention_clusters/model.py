@@ -29,11 +29,10 @@ from mindspore import Parameter, nn, ops
 from mindspore.common.initializer import Normal, initializer
 
 from .checkpoints import load_into
-from .constants import FEATURE_DIM, FRAMES, N_CLASSES
+from .constants import ATTENTION_KINDS, FEATURE_DIM, FRAMES, N_CLASSES
 from .layers import Affine, Shift, StackedAffine, StackedDense, StackedShift, uniform_parameter
 
 HIDDEN = 128  # fc=2's hidden width
-ATTENTION_KINDS = ("shift", "noshift", "average")
 # The attention's scoring network g: the layers that read the raw frame features (training may give
 # them a learning rate of their own: train.TrainConfig.scoring_lr_scale).
 SCORING = ("hidden_weight", "hidden_bias", "score_weight", "score_bias")

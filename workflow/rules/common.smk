@@ -9,6 +9,7 @@ from attention_clusters.config_check import (
     check_config_files,
     check_values,
 )
+from attention_clusters.constants import ATTENTION_KINDS, FEATURE_DIM
 from attention_clusters.idx import MNIST_KEYS
 from attention_clusters.provenance import code_digest, script_step
 
@@ -53,7 +54,7 @@ def mnist_files():
 # changes MindSpore's arithmetic) is part of every step's code.
 RUNNER_CODE = hashlib.sha256(
     open(workflow.source_path("../scripts/runner.py"), "rb").read()
-    + code_digest("devices", "pin_to_free_cores").encode()
+    + code_digest("pinning", "pin_to_free_cores").encode()
 ).hexdigest()[:16]
 
 
@@ -186,7 +187,7 @@ MODEL_DIR = f"results/sweep/{MODEL}"
 
 wildcard_constraints:
     device="CPU|GPU|Ascend",
-    attention="shift|noshift|average",
+    attention="|".join(ATTENTION_KINDS),
     fc="1|2",
     natt="[0-9]+",
     seed="[0-9]+",
@@ -363,7 +364,7 @@ def export_settings(wildcards):
     return {
         **eval_settings(wildcards),
         "batch_size": config["inference"]["batch_size"] if fixed else None,
-        "feature_dim": 50,
+        "feature_dim": FEATURE_DIM,
     }
 
 
@@ -373,7 +374,7 @@ def infer_settings():
         "batch_size": config["inference"]["batch_size"],
         "fixed_batch": config["inference"]["fixed_batch"],
         "frames": config["flash"]["frames"],
-        "feature_dim": 50,
+        "feature_dim": FEATURE_DIM,
     }
 
 

@@ -8,7 +8,7 @@ spelled twice: the step is called with the job's
 - `threads`, `rule_log` (the job's log) and `workflow_dir`, when the step takes them.
 
 A job with fewer threads than the CPUs it may use is pinned to that many CPUs, ones no other
-job holds where there are enough (`devices.pin_to_free_cores`).
+job holds where there are enough (`pinning.pin_to_free_cores`).
 
 A name the step does not take is a TypeError naming it: the rule and the step disagree.
 The step logs to the job's log; a bad input (StepFailed, FloatingPointError, an OSError
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from attention_clusters import StepFailed
-from attention_clusters.devices import pin_to_free_cores
+from attention_clusters.pinning import pin_to_free_cores
 
 OPTIONAL = ("threads", "rule_log", "workflow_dir")  # passed only to steps that take them
 RERUN_KEYS = ("code", "upstream")  # params that only key reruns

@@ -1,4 +1,4 @@
-"""Pinning a job to CPUs no other job holds (`devices.pin_to_free_cores`), in child processes:
+"""Pinning a job to CPUs no other job holds (`pinning.pin_to_free_cores`), in child processes:
 the test process itself must stay free to use every CPU."""
 
 import ast
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.skipif(len(CPUS) < 2, reason="needs CPU affinity and at
 # Pins itself, prints what it got and its CPUs, and holds them until its stdin closes.
 JOB = """
 import os, sys
-from attention_clusters.devices import pin_to_free_cores
+from attention_clusters.pinning import pin_to_free_cores
 claimed = pin_to_free_cores(int(sys.argv[1]), lock_dir=sys.argv[2])
 print(claimed, sorted(os.sched_getaffinity(0)), flush=True)
 sys.stdin.read()

@@ -1,0 +1,132 @@
+"""The sweep table (`config/sweep*.tsv`, `attention_clusters.sweep`) and the learning-rate schedules
+its rows name (`attention_clusters.schedules`)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from attention_clusters import WorkflowInputError
+from attention_clusters.schedules import learning_rates
+from attention_clusters.sweep import read_sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+SWEEP_SCHEMA = ROOT / "workflow/schemas/sweep.schema.yaml"
+
+
+def test_sweep_table_errors(tmp_path):
+    rows = read_sweep(ROOT / "config/sweep_seed.tsv", SWEEP_SCHEMA)
+    assert len(rows) == 16 and rows[0] == {
+        "fc": 1,
+        "natt": 1,
+        "lr": 1e-4,
+        "weight_decay": 0.0,
+        "epochs": 200,
+        "batch_size": None,
+        "schedule": "constant",
+        "warmup_epochs": 0.0,
+        "patience": 0,
+    }
+    bad = tmp_path / "s.tsv"
+    bad.write_text("fc\tnatt\tlr\tweight_decay\tepochs\n3\t8\t1e-3\t0\t2\n")
+    with pytest.raises(WorkflowInputError, match=r"s\.tsv, line 2: fc: 3 is not one of \[1, 2\]"):
+        read_sweep(bad, SWEEP_SCHEMA)
+    bad.write_text("fc\tnatt\tlr\tepochs\n1\t8\t1e-3\t2\n")
+    with pytest.raises(WorkflowInputError, match=r"missing columns \['weight_decay'\]"):
+        read_sweep(bad, SWEEP_SCHEMA)
+    bad.write_text("fc\tnatt\tlr\tweight_decay\tepochs\n1\teight\t1e-3\t0\t2\n")
+    with pytest.raises(WorkflowInputError, match=r"line 2: natt = 'eight', expected int"):
+        read_sweep(bad, SWEEP_SCHEMA)
+
+
+HEADER = "fc\tnatt\tlr\tweight_decay\tepochs"
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        (HEADER + "\tlr\n1\t8\t1e-3\t0\t2\t5.0\n", r"line 1: column\(s\) \['lr'\] appear more than once"),
+        (HEADER + "\n1\t8\t1e-3\t0\t2\t7\n", r"line 2: 6 fields, expected 5"),
+        (
+            HEADER + "\tlearning_rate\n1\t8\t1e-3\t0\t2\t1\n",
+            r"line 1: unknown column\(s\) \['learning_rate'\]",
+        ),
+        (HEADER + "\n1\t1_6\t1e-3\t0\t2\n", r"line 2: natt = '1_6', expected int"),
+        (HEADER + "\n1\t8\t1_0e-3\t0\t2\n", r"line 2: lr = '1_0e-3', expected float"),
+        (HEADER + "\n1\t8\tinf\t0\t2\n", r"line 2: lr: inf is greater than the maximum of 1"),
+        (HEADER + "\n1\t8\t1e30\t0\t2\n", r"line 2: lr: 1e\+30 is greater than the maximum of 1"),
+        (HEADER + "\n1\t8\tnan\t0\t2\n", r"line 2: lr and weight_decay must be finite"),
+        (HEADER + "\n1\t8\t-1e-3\t0\t2\n", r"line 2: lr: -0.001 is less than or equal to the minimum of 0"),
+        (HEADER + "\n3\t8\t1e-3\t0\t2\n", r"line 2: fc: 3 is not one of \[1, 2\]"),
+        (
+            HEADER + "\tschedule\n1\t8\t1e-3\t0\t2\tlinear\n",
+            r"line 2: schedule: 'linear' is not one of \['constant', 'cosine'\]",
+        ),
+        (
+            HEADER + "\twarmup_epochs\n1\t8\t1e-3\t0\t2\t3\n",
+            r"line 2: warmup_epochs must be between 0 and epochs",
+        ),
+    ],
+    ids=[
+        "duplicate-column",
+        "extra-field",
+        "unknown-column",
+        "digit-separator-int",
+        "digit-separator-float",
+        "inf",
+        "huge",
+        "nan",
+        "negative",
+        "fc",
+        "schedule",
+        "warmup",
+    ],
+)
+def test_sweep_table_format_errors(tmp_path, text, match):
+    (tmp_path / "s.tsv").write_text(text)
+    with pytest.raises(WorkflowInputError, match=r"s\.tsv, " + match):
+        read_sweep(tmp_path / "s.tsv", SWEEP_SCHEMA)
+
+
+def test_patience_with_several_workers_is_refused_when_the_table_is_read(tmp_path):
+    (tmp_path / "s.tsv").write_text(HEADER + "\tpatience\n1\t8\t1e-3\t0\t2\t3\n")
+    assert read_sweep(tmp_path / "s.tsv", SWEEP_SCHEMA, workers=1)[0]["patience"] == 3
+    with pytest.raises(
+        WorkflowInputError, match=r"line 2: patience needs one worker \(distributed.workers is 2\)"
+    ):
+        read_sweep(tmp_path / "s.tsv", SWEEP_SCHEMA, workers=2)
+
+
+def test_sweep_table_with_a_byte_order_mark_and_optional_columns(tmp_path):
+    (tmp_path / "s.tsv").write_bytes(
+        (
+            "\ufeff" + HEADER + "\tbatch_size\tschedule\twarmup_epochs\tpatience\n"
+            "2\t16\t2e-3\t0\t30\t256\tcosine\t1.5\t5\n"
+        ).encode()
+    )
+    assert read_sweep(tmp_path / "s.tsv", SWEEP_SCHEMA) == [
+        {
+            "fc": 2,
+            "natt": 16,
+            "lr": 2e-3,
+            "weight_decay": 0.0,
+            "epochs": 30,
+            "batch_size": 256,
+            "schedule": "cosine",
+            "warmup_epochs": 1.5,
+            "patience": 5,
+        }
+    ]
+
+
+def test_learning_rate_schedules():
+    assert learning_rates("constant", 1e-3, 4, 10) == 1e-3  # a float: Adam's graph as before
+    warm = learning_rates("constant", 1e-3, 4, 10, warmup_epochs=1)
+    assert warm.shape == (40,) and warm[0] == pytest.approx(1e-3 / 25) and np.all(np.diff(warm[:10]) > 0)
+    assert np.allclose(warm[10:], 1e-3)
+    cosine = learning_rates("cosine", 1e-3, 4, 10, warmup_epochs=1)
+    assert cosine[10] == pytest.approx(1e-3) and np.all(np.diff(cosine[10:]) < 0) and cosine[-1] < 1e-5
+    plain = learning_rates("cosine", 1e-3, 4, 10)
+    assert plain[0] == pytest.approx(1e-3) and plain[20] == pytest.approx(0.5e-3, rel=0.05)
+    with pytest.raises(WorkflowInputError, match="schedule 'step'"):
+        learning_rates("step", 1e-3, 4, 10)
