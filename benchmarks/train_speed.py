@@ -5,7 +5,7 @@
 
 The step is the workflow's own (attention_clusters.train): Adam, softmax cross-entropy,
 dropout masks from NumPy, batches from arrays in memory. A full epoch of the paper's
-training set (102,400 videos, 10% held out for validation) is 1,440 steps; the seed's
+training set (102,400 videos, 10% held out for validation) is 1,440 steps; the ModelZoo's
 1,600-step epoch took 10.2 s on an Ascend 910 (6.35 ms/step).
 """
 

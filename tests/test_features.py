@@ -17,7 +17,7 @@ def test_stream_reads_like_one_pickle(tmp_path):
         for s in range(0, 2100, 500)
     )
     write_features(tmp_path / "f.pkl", chunks)
-    # The seed's own loader.
+    # The ModelZoo's own loader.
     with open(tmp_path / "f.pkl", "rb") as handle:
         obj = pickle.load(handle, encoding="bytes")
     assert isinstance(obj, tuple) and len(obj) == 3

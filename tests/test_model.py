@@ -64,7 +64,7 @@ def test_shapes_norm_and_weights(fc, natt):
     np.testing.assert_allclose(np.linalg.norm(units.reshape(6, -1), axis=1), 1.0, atol=1e-5)
     assert weights.shape == (6, 25, natt)
     np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-5)
-    # alpha and beta start at different values per unit (the seed's defect gave one constant).
+    # alpha and beta start at different values per unit (the ModelZoo's defect gave one constant).
     if natt > 1:
         assert np.unique(model.alpha.asnumpy()).size == natt
 
@@ -233,7 +233,7 @@ def summed_cross_entropy(logits, labels):
 
 
 def test_step_loss_is_summed_over_the_batch_as_in_the_seed():
-    """The seed's loss had reduction "none" (MindSpore differentiates it as the sum); with Adam the
+    """The ModelZoo's loss had reduction "none" (MindSpore differentiates it as the sum); with Adam the
     loss's scale sets the weight decay's strength, so the step must use the sum, not the mean."""
     import mindspore as ms
 

@@ -31,7 +31,7 @@ def test_mean_and_std_over_seeds():
     lines = results_table(summarize(pd.DataFrame(rows)), ["CPU"])
     shift = next(line for line in lines if line.startswith("| shift | 2 | 8 |"))
     noshift = next(line for line in lines if line.startswith("| noshift | 2 | 8 |"))
-    # mean 82.0, sample std 2.8 over 2 seeds; references: seed Ascend 76.4, GPU 81.6, paper FC2 shift 83.1
+    # mean 82.0, sample std 2.8 over 2 seeds; references: ModelZoo Ascend 76.4, GPU 81.6, paper FC2 shift 83.1
     assert shift.count("|") == lines[0].count("|")  # one cell per column of the header
     assert (
         "| 82.0 ± 2.8 (n=2, worst 80.0) | 92.0 ± 2.8 (n=2, worst 90.0) | 84.0 |" in shift

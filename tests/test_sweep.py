@@ -15,7 +15,7 @@ SWEEP_SCHEMA = ROOT / "workflow/schemas/sweep.schema.yaml"
 
 
 def test_sweep_table_errors(tmp_path):
-    rows = read_sweep(ROOT / "config/sweep_seed.tsv", SWEEP_SCHEMA)
+    rows = read_sweep(ROOT / "config/sweep_modelzoo.tsv", SWEEP_SCHEMA)
     assert len(rows) == 16 and rows[0] == {
         "fc": 1,
         "natt": 1,

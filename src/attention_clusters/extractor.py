@@ -167,7 +167,7 @@ class FrameFeatureExtractor(nn.Cell):
 
 
 class PlainFrameFeatureExtractor(nn.Cell):
-    """The same features written plainly with nn.Conv2d and nn.MaxPool2d, as the seed did: the
+    """The same features written plainly with nn.Conv2d and nn.MaxPool2d, as the ModelZoo did: the
     reference for FrameFeatureExtractor (load_plain() copies its parameters; the tests compare
     features and gradients)."""
 
@@ -268,7 +268,7 @@ def train_extractor(
 ):
     """Pre-train on Noisy-MNIST with Adam and NLL loss; save the checkpoint; return metrics.
 
-    `schedule` as the sweep's (schedules.learning_rates): `constant` is the seed's; `cosine` anneals
+    `schedule` as the sweep's (schedules.learning_rates): `constant` is the ModelZoo's; `cosine` anneals
     lr to 0, which settles the weights: on real digits a constant lr oscillated between 97.1 and
     97.7 % from epoch 4 on, 40 cosine epochs reached 98.8 % on held-out digits (docs/real-digits.md).
     """

@@ -1,4 +1,4 @@
-"""Feature pickles in the seed's interchange format, written as a stream and read safely.
+"""Feature pickles in the ModelZoo's interchange format, written as a stream and read safely.
 
 Format: a pickled tuple (feats, labels, indexes) with feats a list of N float32
 (frames, 50) arrays, labels N ints in [0, 1024) and indexes N ids, label-sorted.

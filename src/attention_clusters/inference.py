@@ -1,6 +1,6 @@
-"""Export to MINDIR and the seed's 310 inference chain: preprocess, infer, postprocess.
+"""Export to MINDIR and the ModelZoo's 310 inference chain: preprocess, infer, postprocess.
 
-File formats are the seed's: the test features as one raw little-endian float32 file
+File formats are the ModelZoo's: the test features as one raw little-endian float32 file
 (N x 25 x 50), the labels as raw float32 (N), the logits as raw float32 (N x 1024).
 `infer` runs the exported MINDIR through MindSpore's loader on the configured device:
 the CPU here; on an Ascend host the same code targets the Ascend device.
@@ -26,7 +26,7 @@ log = logging.getLogger("attention_clusters")
 
 def export_mindir(checkpoint, fc, natt, attention, batch_size, frames, feature_dim, out):
     """Export the model of `checkpoint` to MINDIR with input (batch_size, frames, feature_dim); batch_size
-    None exports a dynamic batch dimension (any batch runs; the seed hard-coded 10,240)."""
+    None exports a dynamic batch dimension (any batch runs; the ModelZoo hard-coded 10,240)."""
     import mindspore as ms
 
     from .model import load_model
@@ -75,7 +75,7 @@ def copy_message(message):
 
 
 def preprocess(features_pkl, features_bin_out, labels_bin_out, frames):
-    """Test features and labels to the seed's two raw float32 files; every video must have `frames` frames."""
+    """Test features and labels to the ModelZoo's two raw float32 files; every video must have `frames` frames."""
     from .features import load_features
 
     feats, labels, _ = load_features(features_pkl, frames)

@@ -1,7 +1,7 @@
-"""Reference top-1 accuracies (%) at 200 epochs: the seed's README and the paper (Flash-MNIST)."""
+"""Reference top-1 accuracies (%) at 200 epochs: the ModelZoo's README and the paper (Flash-MNIST)."""
 
 # (fc, natt) -> (lr, weight decay, Ascend 910 top-1, RTX 3090 GPU top-1), from the MindSpore README.
-SEED = {
+MODELZOO = {
     (1, 1): (1e-4, 0, 34.5, 31.8),
     (1, 2): (1e-4, 0, 65.8, 19.4),
     (1, 4): (1e-4, 0, 72.7, 37.8),
@@ -57,7 +57,7 @@ def reference_to_pass(attention, fc, natt):
     the ModelZoo's Ascend and GPU columns and the paper's; for an ablation, the paper's column;
     (None, None) where neither has the row."""
     paper = paper_reference(attention, fc, natt)
-    modelzoo = SEED.get((fc, natt)) if attention == "shift" else None
+    modelzoo = MODELZOO.get((fc, natt)) if attention == "shift" else None
     if modelzoo is None:
         return (paper, "the paper's") if paper is not None else (None, None)
     candidates = [(modelzoo[2], "ModelZoo Ascend"), (modelzoo[3], "ModelZoo GPU")]

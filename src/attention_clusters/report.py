@@ -12,7 +12,7 @@ import pandas as pd
 from .atomic import atomic_open, atomic_path
 from .bookkeeping import METRIC_COLUMNS, METRIC_NUMBERS, read_json, read_tsv
 from .npy_stream import load_npy
-from .reference import PAPER, PAPER_COLUMNS, SEED, paper_reference
+from .reference import MODELZOO, PAPER, PAPER_COLUMNS, paper_reference
 
 log = logging.getLogger("attention_clusters")
 
@@ -87,21 +87,21 @@ def device_cell(per_device, device, metric):
 
 
 def results_table(summary, devices):
-    """The seed's table shape: one top-1 column per device (mean ± std over seeds), top-5, the mean
+    """The ModelZoo's table shape: one top-1 column per device (mean ± std over seeds), top-5, the mean
     validation top-1 (which chose each best epoch: its gap to test shows how well it predicts it),
     references, Δ."""
     head = ["attention", "fc", "natt", "epochs", "lr", "weight decay"]
     head += [f"{d} top-1 (%)" for d in devices] + [f"{d} top-5 (%)" for d in devices]
     head += [f"{d} validation top-1 (%)" for d in devices]
-    head += ["seed Ascend", "Δ", "seed GPU", "Δ", "paper", "Δ"]
+    head += ["ModelZoo Ascend", "Δ", "ModelZoo GPU", "Δ", "paper", "Δ"]
     rows = []
     for (attention, fc, natt), per_device in summary.groupby(level=["attention", "fc", "natt"]):
         per_device = per_device.droplevel(["attention", "fc", "natt"])  # indexed by device
         first = per_device.iloc[0]
         means = [per_device.at[d, "top1_mean"] for d in devices if d in per_device.index]
         best = max(means) if means else None
-        seed = SEED.get((fc, natt)) if attention == "shift" else None
-        ascend, gpu = (seed[2], seed[3]) if seed else (None, None)
+        modelzoo = MODELZOO.get((fc, natt)) if attention == "shift" else None
+        ascend, gpu = (modelzoo[2], modelzoo[3]) if modelzoo else (None, None)
         paper = paper_reference(attention, fc, natt)
         cells = [attention, fc, natt, first["epochs"], first["lr"], first["weight_decay"]]
         for metric in ("top1", "top5"):
@@ -144,9 +144,9 @@ def plot_accuracy(summary, devices, out):
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for fc, ax in zip((1, 2), axes, strict=True):
-        natts = sorted(n for f, n in SEED if f == fc)
-        ax.plot(natts, [SEED[(fc, n)][2] for n in natts], "k--", lw=1, label="seed, Ascend 910")
-        ax.plot(natts, [SEED[(fc, n)][3] for n in natts], "k:", lw=1, label="seed, RTX 3090")
+        natts = sorted(n for f, n in MODELZOO if f == fc)
+        ax.plot(natts, [MODELZOO[(fc, n)][2] for n in natts], "k--", lw=1, label="ModelZoo, Ascend 910")
+        ax.plot(natts, [MODELZOO[(fc, n)][3] for n in natts], "k:", lw=1, label="ModelZoo, RTX 3090")
         ax.plot(
             natts,
             [paper_reference("shift", fc, n) for n in natts],
@@ -386,7 +386,7 @@ def inference_lines(models):
             }
         )
     table = markdown_table(pd.DataFrame(rows, columns=INFERENCE_COLUMNS))
-    return ["## Inference (exported MINDIR, the seed's 310 file formats)", "", *table]
+    return ["## Inference (exported MINDIR, the ModelZoo's 310 file formats)", "", *table]
 
 
 def settings_lines(models, table):
@@ -427,7 +427,7 @@ def intro_lines(table):
         f"Test top-1 and top-5 of every model of the sweep, each chosen at its best validation epoch; "
         f"mean ± standard deviation over {len(seeds)} seed(s) ({', '.join(seeds)}) where there are several, "
         "with the worst seed. "
-        "Beside them the seed's numbers (MindSpore ModelZoo, 200 epochs, shifting attention) and the "
+        "Beside them the ModelZoo's numbers (MindSpore ModelZoo, 200 epochs, shifting attention) and the "
         "paper's for the same kind of attention. Δ is the best device's mean top-1 minus the reference, "
         "in points.",
         "",

@@ -1,4 +1,4 @@
-# Frame features of every Flash-MNIST video, in the seed's pickle format.
+# Frame features of every Flash-MNIST video, in the ModelZoo's pickle format.
 
 
 rule extract_features:

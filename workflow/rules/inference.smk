@@ -1,4 +1,4 @@
-# Export of every model to MINDIR, and the seed's 310 inference chain in its file formats.
+# Export of every model to MINDIR, and the ModelZoo's 310 inference chain in its file formats.
 
 
 rule export_model:
