@@ -189,13 +189,13 @@ def test_a_training_job_refuses_features_with_another_frame_count(tmp_path, shor
         match=short.replace(".", r"\.") + r": feature 0 is float32 \(10, 50\), expected float \(25, 50\)",
     ):
         train_step(
-            str(tmp_path / "feature_train.pkl"),
-            str(tmp_path / "feature_val.pkl"),
-            "CPU",
-            "CPU",
-            2,
-            [job],
-            str(tmp_path / "state"),
+            features=str(tmp_path / "feature_train.pkl"),
+            validation=str(tmp_path / "feature_val.pkl"),
+            sweep_device="CPU",
+            device="CPU",
+            threads=2,
+            jobs=[job],
+            state_dir=str(tmp_path / "state"),
             frames=25,
             **outputs,
         )

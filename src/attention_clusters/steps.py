@@ -81,6 +81,7 @@ def noise_histogram(train_images, train_labels, test_images, test_labels, out):
 
 
 def noisy_mnist(
+    *,
     train_images,
     train_labels,
     test_images,
@@ -114,6 +115,7 @@ def noisy_mnist(
 
 
 def flash_mnist(
+    *,
     train_images,
     train_labels,
     test_images,
@@ -153,6 +155,7 @@ def flash_mnist(
 
 
 def train_extractor(
+    *,
     train_images,
     train_labels,
     test_images,
@@ -207,6 +210,7 @@ def extract_features(videos, labels, checkpoint, device, threads, videos_per_chu
 
 
 def train_model(
+    *,
     features,
     validation,
     sweep_device,
@@ -281,7 +285,18 @@ def train_model(
 
 
 def eval_model(
-    features, checkpoint, summary, device, threads, fc, natt, attention, frames, metrics_out, predictions_out
+    *,
+    features,
+    checkpoint,
+    summary,
+    device,
+    threads,
+    fc,
+    natt,
+    attention,
+    frames,
+    metrics_out,
+    predictions_out,
 ):
     from .bookkeeping import read_json
     from .devices import use_device
@@ -325,7 +340,7 @@ def sweep_metrics(metrics_files, out):
     log.info("%d models in %s", len(table), out)
 
 
-def export_model(checkpoint, device, threads, fc, natt, attention, batch_size, frames, feature_dim, out):
+def export_model(*, checkpoint, device, threads, fc, natt, attention, batch_size, frames, feature_dim, out):
     """`batch_size` None: a MINDIR with a dynamic batch dimension."""
     from .devices import use_device
     from .inference import export_mindir
@@ -335,6 +350,7 @@ def export_model(checkpoint, device, threads, fc, natt, attention, batch_size, f
 
 
 def infer_model(
+    *,
     mindir,
     features_bin,
     device,
@@ -354,6 +370,7 @@ def infer_model(
 
 
 def attention_picture(
+    *,
     checkpoint,
     features,
     videos,
