@@ -291,6 +291,7 @@ def train_model(
     state_dir,
     checkpoint_out,
     history_out,
+    *,
     rank=0,
     workers=1,
     inputs=None,
@@ -299,13 +300,21 @@ def train_model(
     """Train one model (a TrainConfig): train_models with a stack of one; its summary."""
     outputs = [{"checkpoint_out": checkpoint_out, "history_out": history_out}]
     summaries = train_models(
-        features, labels, [config], state_dir, outputs, rank, workers, inputs, validation
+        features,
+        labels,
+        [config],
+        state_dir,
+        outputs,
+        rank=rank,
+        workers=workers,
+        inputs=inputs,
+        validation=validation,
     )
     return None if summaries is None else summaries[0]
 
 
 def train_models(
-    features, labels, configs, state_dir, outputs, rank=0, workers=1, inputs=None, validation=None
+    features, labels, configs, state_dir, outputs, *, rank=0, workers=1, inputs=None, validation=None
 ):
     """Train the models `configs` (TrainConfigs that agree on SHARED) together on features (N, L, F)
     and labels (N,); write each model's best checkpoint (by its validation top-1) and per-epoch
@@ -368,7 +377,17 @@ def train_models(
         if all(record["stopped"] for record in state["models"]):
             break
         losses, seconds = train_epoch(
-            train_step, features, labels32, train_rows, configs, state, epoch, steps, rngs, rank, workers
+            train_step,
+            features,
+            labels32,
+            train_rows,
+            configs,
+            state=state,
+            epoch=epoch,
+            steps=steps,
+            rngs=rngs,
+            rank=rank,
+            workers=workers,
         )
         if rank == 0:
             record_epoch(
@@ -377,12 +396,12 @@ def train_models(
                 val_labels,
                 val_rows,
                 configs,
-                epoch,
-                steps,
-                workers,
-                losses,
-                seconds,
-                state,
+                epoch=epoch,
+                steps=steps,
+                workers=workers,
+                losses=losses,
+                seconds=seconds,
+                state=state,
             )
             for i, record in enumerate(state["models"]):
                 if record["best_epoch"] == epoch:
@@ -505,7 +524,9 @@ def resume(store, settings, stack, optimizer, rngs, epochs):
     return state
 
 
-def train_epoch(train_step, features, labels, train_rows, configs, state, epoch, steps, rngs, rank, workers):
+def train_epoch(
+    train_step, features, labels, train_rows, configs, *, state, epoch, steps, rngs, rank, workers
+):
     """One epoch of `steps` steps of every model; ((each model's mean loss per video, the last step's),
     seconds)."""
     first, count = configs[0], len(configs)
@@ -569,7 +590,7 @@ def evaluate_stack(stack, features, labels, rows, chunk=1024):
 
 
 def record_epoch(
-    stack, val_features, val_labels, val_rows, configs, epoch, steps, workers, losses, seconds, state
+    stack, val_features, val_labels, val_rows, configs, *, epoch, steps, workers, losses, seconds, state
 ):
     """Rank 0 after each epoch: every model's validation top-1/top-5 (on its rows of val_features),
     the epoch's log lines and history rows, and its best epoch so far (by validation top-1; the last
