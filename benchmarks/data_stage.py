@@ -53,15 +53,15 @@ def child(task, workdir, arg):
             data["train_images"],
             data["train_labels"],
             load_sampler(work / "hist.npy"),
-            k,
-            25,
-            1,
-            2,
-            1234,
-            "train",
-            work / f"videos_k{k}.npy",
-            work / f"labels_k{k}.npy",
-            work / f"digits_k{k}.npy",
+            repeats=k,
+            frames=25,
+            min_appear=1,
+            max_appear=2,
+            seed=1234,
+            split="train",
+            videos_out=work / f"videos_k{k}.npy",
+            labels_out=work / f"labels_k{k}.npy",
+            frame_digits_out=work / f"digits_k{k}.npy",
         )
         seconds = time.perf_counter() - start
         result = {"videos": 1024 * k, "seconds": seconds, "videos_per_s": 1024 * k / seconds}
@@ -79,17 +79,25 @@ def child(task, workdir, arg):
             data["train_images"],
             data["train_labels"],
             load_sampler(work / "hist.npy"),
-            max(1, n // 10000),
-            0,
-            1,
-            "train",
-            work / "noisy_i.npy",
-            work / "noisy_l.npy",
+            repeats=max(1, n // 10000),
+            noise_count=0,
+            seed=1,
+            split="train",
+            images_out=work / "noisy_i.npy",
+            labels_out=work / "noisy_l.npy",
         )
         images, labels = np.load(work / "noisy_i.npy")[:n], np.load(work / "noisy_l.npy")[:n]
         # Several epochs: this VM's speed drifts by tens of percent, so give the spread.
         metrics = train_extractor(
-            images, labels, images[:1000], labels[:1000], 3, 64, 1e-3, 1, work / "x.ckpt"
+            images,
+            labels,
+            images[:1000],
+            labels[:1000],
+            epochs=3,
+            batch_size=64,
+            lr=1e-3,
+            seed=1,
+            checkpoint_out=work / "x.ckpt",
         )
         rates = sorted(epoch["images_per_second"] for epoch in metrics["history"])
         result = {"images": n, "epochs": len(rates), "images_per_s": rates}

@@ -26,7 +26,16 @@ def test_noisy_mnist(tmp_path, tiny_mnist):
     images, labels = tiny_mnist["test_images"], tiny_mnist["test_labels"]
     sampler = NoiseSampler(pixel_histogram(images))
     write_noisy_mnist(
-        images, labels, sampler, 3, 20, 5, "test", tmp_path / "i.npy", tmp_path / "l.npy", chunk=70
+        images,
+        labels,
+        sampler,
+        repeats=3,
+        noise_count=20,
+        seed=5,
+        split="test",
+        images_out=tmp_path / "i.npy",
+        labels_out=tmp_path / "l.npy",
+        chunk=70,
     )
     out, out_labels = np.load(tmp_path / "i.npy"), np.load(tmp_path / "l.npy")
     assert out.shape == (320, 28, 28) and out.dtype == np.uint8
@@ -55,15 +64,15 @@ def test_flash_semantics(tmp_path, marked_mnist):
         images,
         labels,
         sampler,
-        repeats,
-        frames,
-        1,
-        2,
-        11,
-        "train",
-        tmp_path / "v.npy",
-        tmp_path / "l.npy",
-        tmp_path / "d.npy",
+        repeats=repeats,
+        frames=frames,
+        min_appear=1,
+        max_appear=2,
+        seed=11,
+        split="train",
+        videos_out=tmp_path / "v.npy",
+        labels_out=tmp_path / "l.npy",
+        frame_digits_out=tmp_path / "d.npy",
     )
     videos, video_labels, frame_digits = (np.load(tmp_path / n) for n in ("v.npy", "l.npy", "d.npy"))
     assert videos.shape == (N_CLASSES * repeats, frames, 28, 28)
@@ -105,15 +114,15 @@ def test_flash_on_noise_is_reproducible(tmp_path, tiny_mnist):
             images,
             labels,
             sampler,
-            1,
-            25,
-            1,
-            2,
-            3,
-            "test",
-            tmp_path / f"{name}v.npy",
-            tmp_path / f"{name}l.npy",
-            tmp_path / f"{name}d.npy",
+            repeats=1,
+            frames=25,
+            min_appear=1,
+            max_appear=2,
+            seed=3,
+            split="test",
+            videos_out=tmp_path / f"{name}v.npy",
+            labels_out=tmp_path / f"{name}l.npy",
+            frame_digits_out=tmp_path / f"{name}d.npy",
         )
     assert (tmp_path / "av.npy").read_bytes() == (tmp_path / "bv.npy").read_bytes()
     videos, digits = np.load(tmp_path / "av.npy"), np.load(tmp_path / "ad.npy")
@@ -129,15 +138,15 @@ def test_flash_needs_enough_images(tmp_path, marked_mnist):
             images[keep],
             labels[keep],
             sampler,
-            1,
-            25,
-            1,
-            2,
-            1,
-            "test",
-            tmp_path / "v.npy",
-            tmp_path / "l.npy",
-            tmp_path / "d.npy",
+            repeats=1,
+            frames=25,
+            min_appear=1,
+            max_appear=2,
+            seed=1,
+            split="test",
+            videos_out=tmp_path / "v.npy",
+            labels_out=tmp_path / "l.npy",
+            frame_digits_out=tmp_path / "d.npy",
         )
     assert not any(tmp_path.iterdir())
 
@@ -177,10 +186,10 @@ def test_each_split_of_videos_and_noisy_images_draws_from_its_own_pool(
     np.save(tmp_path / "histogram.npy", pixel_histogram(tiny_mnist["test_images"]))
     drawn = {}
     monkeypatch.setattr(
-        flash_mnist, "write_flash_mnist", lambda images, *rest: drawn.setdefault("flash", images)
+        flash_mnist, "write_flash_mnist", lambda images, *rest, **named: drawn.setdefault("flash", images)
     )
     monkeypatch.setattr(
-        noisy_mnist, "write_noisy_mnist", lambda images, *rest: drawn.setdefault("noisy", images)
+        noisy_mnist, "write_noisy_mnist", lambda images, *rest, **named: drawn.setdefault("noisy", images)
     )
     common = dict(histogram=tmp_path / "histogram.npy", split=split, repeats=1, val_fraction=0.1, seed=3)
     outputs = dict(videos_out=None, labels_out=None, frame_digits_out=None)

@@ -98,12 +98,12 @@ def test_synthetic_digits_are_learnable(tmp_path, tiny_mnist):
             tiny_mnist[f"{split}_images"],
             tiny_mnist[f"{split}_labels"],
             sampler,
-            repeats,
-            noise,
-            1,
-            split,
-            tmp_path / f"{split}_i.npy",
-            tmp_path / f"{split}_l.npy",
+            repeats=repeats,
+            noise_count=noise,
+            seed=1,
+            split=split,
+            images_out=tmp_path / f"{split}_i.npy",
+            labels_out=tmp_path / f"{split}_l.npy",
         )
     splits = [np.load(tmp_path / f"{split}_{part}.npy") for split in ("train", "test") for part in "il"]
     metrics = train_extractor(

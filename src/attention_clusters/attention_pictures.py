@@ -83,7 +83,7 @@ def draw_attention(videos, frame_digits, labels, weights, title, out_png):
 
 
 def write_attention_picture(
-    checkpoint, fc, natt, attention, features_pkl, videos_npy, frame_digits_npy, title, out_png, out_npz
+    checkpoint, fc, natt, attention, *, features_pkl, videos_npy, frame_digits_npy, title, out_png, out_npz
 ):
     from .features import load_features
     from .model import load_model

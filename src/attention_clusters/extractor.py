@@ -258,6 +258,7 @@ def train_extractor(
     train_labels,
     test_images,
     test_labels,
+    *,
     epochs,
     batch_size,
     lr,

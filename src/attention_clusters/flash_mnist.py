@@ -70,6 +70,7 @@ def write_flash_mnist(
     images,
     labels,
     sampler,
+    *,
     repeats,
     frames,
     min_appear,

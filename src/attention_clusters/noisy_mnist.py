@@ -18,7 +18,7 @@ NOISE_CLASS = 10
 
 
 def write_noisy_mnist(
-    images, labels, sampler, repeats, noise_count, seed, split, images_out, labels_out, chunk=20000
+    images, labels, sampler, *, repeats, noise_count, seed, split, images_out, labels_out, chunk=20000
 ):
     """Every image `repeats` times on fresh noise, then `noise_count` noise frames.
 

@@ -436,6 +436,7 @@ def intro_lines(table):
 
 
 def report_step(
+    *,
     metrics,
     histories,
     summaries,
@@ -496,6 +497,7 @@ def write_report(
     devices,
     out_md,
     accuracy_png,
+    *,
     pictures=(),
     test_labels=None,
     config=None,

@@ -105,12 +105,12 @@ def noisy_mnist(
     write_noisy_mnist(
         *digit_pool(data, split, val_fraction, seed),
         load_sampler(histogram),
-        repeats,
-        noise_count,
-        seed,
-        split,
-        images_out,
-        labels_out,
+        repeats=repeats,
+        noise_count=noise_count,
+        seed=seed,
+        split=split,
+        images_out=images_out,
+        labels_out=labels_out,
     )
 
 
@@ -142,15 +142,15 @@ def flash_mnist(
     write_flash_mnist(
         *digit_pool(data, split, val_fraction, seed),
         load_sampler(histogram),
-        repeats,
-        frames,
-        min_appearances,
-        max_appearances,
-        seed,
-        split,
-        videos_out,
-        labels_out,
-        frame_digits_out,
+        repeats=repeats,
+        frames=frames,
+        min_appear=min_appearances,
+        max_appear=max_appearances,
+        seed=seed,
+        split=split,
+        videos_out=videos_out,
+        labels_out=labels_out,
+        frame_digits_out=frame_digits_out,
     )
 
 
@@ -180,11 +180,11 @@ def train_extractor(
         load_npy(train_labels),
         load_npy(test_images),
         load_npy(test_labels),
-        epochs,
-        batch_size,
-        lr,
-        seed,
-        checkpoint_out,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        checkpoint_out=checkpoint_out,
         schedule=schedule,
         warmup_epochs=warmup_epochs,
     )
@@ -389,5 +389,14 @@ def attention_picture(
 
     use_device(device, threads)
     write_attention_picture(
-        checkpoint, fc, natt, attention, features, videos, frame_digits, title, png_out, weights_out
+        checkpoint,
+        fc,
+        natt,
+        attention,
+        features_pkl=features,
+        videos_npy=videos,
+        frame_digits_npy=frame_digits,
+        title=title,
+        out_png=png_out,
+        out_npz=weights_out,
     )
