@@ -99,6 +99,21 @@ def test_bad_input_files(exported, tmp_path):
         infer(
             tmp / "model.mindir", tmp_path / "gone.bin", 64, 25, 50, tmp_path / "l.bin", tmp_path / "t.json"
         )
+    np.zeros((149, 25, 50), "<f4").tofile(tmp_path / "cut.bin")  # a whole video short of the labels
+    with pytest.raises(
+        WorkflowInputError, match=r"cut\.bin: 149 videos of features for 150 labels in .*labels\.bin"
+    ):
+        infer(
+            tmp / "dynamic.mindir",
+            tmp_path / "cut.bin",
+            64,
+            25,
+            50,
+            tmp_path / "l.bin",
+            tmp_path / "t.json",
+            labels_bin=tmp / "labels.bin",
+        )
+    assert not (tmp_path / "l.bin").exists()
     np.zeros((3, 1024), "<f4").tofile(tmp_path / "logits.bin")
     with pytest.raises(WorkflowInputError, match=r"logits\.bin: 3 rows of logits for 150 labels"):
         postprocess(

@@ -116,14 +116,32 @@ def load_mindir(path):
     return nn.GraphCell(graph)
 
 
-def infer(mindir, features_bin, batch_size, frames, feature_dim, logits_bin, timing_json, fixed_batch=False):
+def infer(
+    mindir,
+    features_bin,
+    batch_size,
+    frames,
+    feature_dim,
+    logits_bin,
+    timing_json,
+    fixed_batch=False,
+    labels_bin=None,
+):
     """Run the MINDIR over the raw input file in batches of `batch_size`; write raw logits and timings.
-    With `fixed_batch` (a MINDIR exported for exactly that batch) the last batch is padded."""
+    With `fixed_batch` (a MINDIR exported for exactly that batch) the last batch is padded. With
+    `labels_bin` (written beside the features by preprocess), the two files must hold as many videos."""
     import mindspore as ms
 
     cell = load_mindir(mindir)
     features = read_raw(features_bin, (frames, feature_dim), "feature")
     total = features.shape[0]
+    if labels_bin is not None:
+        labels = read_raw(labels_bin, (), "label")
+        if labels.shape[0] != total:
+            raise WorkflowInputError(
+                f"{features_bin}: {total} videos of features for {labels.shape[0]} labels in {labels_bin} "
+                "(preprocess writes both together): one of them is truncated; delete both and rerun"
+            )
     latencies = []
     progress = Progress("infer", total, "videos")
     with atomic_open(logits_bin) as handle:

@@ -353,6 +353,7 @@ def infer_model(
     *,
     mindir,
     features_bin,
+    labels_bin,
     device,
     threads,
     batch_size,
@@ -366,7 +367,17 @@ def infer_model(
     from .inference import infer
 
     use_device(device, threads)
-    infer(mindir, features_bin, batch_size, frames, feature_dim, logits_out, timing_out, fixed_batch)
+    infer(
+        mindir,
+        features_bin,
+        batch_size,
+        frames,
+        feature_dim,
+        logits_out,
+        timing_out,
+        fixed_batch=fixed_batch,
+        labels_bin=labels_bin,
+    )
 
 
 def attention_picture(

@@ -45,6 +45,7 @@ rule infer_310:
     input:
         mindir=f"{MODEL_DIR}/model.mindir",
         features_bin="results/infer/feature_test.bin",
+        labels_bin="results/infer/label_test.bin",
     output:
         logits=f"{MODEL_DIR}/infer/logits.bin",
         timing=f"{MODEL_DIR}/infer/latency.json",
