@@ -148,6 +148,15 @@ class Named(list):
         return self.named.items()
 
 
+@pytest.fixture(autouse=True)
+def no_pinning(monkeypatch):
+    """The runner runs here in pytest's own process: pinning it would leave every later test (and
+    the processes they start) on one CPU, holding that CPU's lock until pytest exits."""
+    import runner
+
+    monkeypatch.setattr(runner, "pin_to_free_cores", lambda threads: None)
+
+
 def fake_snakemake(log, input=None, output=None, params=None, threads=1):
     job = dict(input=input, output=output, params=params, wildcards=None)
     return types.SimpleNamespace(
