@@ -6,6 +6,7 @@ import pytest
 from test_model import synthetic_flash_features
 
 from attention_clusters import WorkflowInputError
+from attention_clusters.checkpoints import plain_name
 from attention_clusters.devices import use_device
 from attention_clusters.layers import dropout_keep
 from attention_clusters.model import StackedAttentionCluster, build_model, load_model
@@ -24,10 +25,6 @@ from attention_clusters.train import (
 @pytest.fixture(scope="module", autouse=True)
 def cpu():
     use_device("CPU", 2)
-
-
-def plain_name(param):
-    return param.name.rsplit(".", 1)[-1]
 
 
 @pytest.mark.parametrize(

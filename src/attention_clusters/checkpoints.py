@@ -19,9 +19,14 @@ def save_checkpoint(params, path):
         os.replace(str(tmp) + ".ckpt", tmp)
 
 
+def plain_name(param):
+    """A parameter's name without the prefixes of the cells around it ("score_weight")."""
+    return param.name.rsplit(".", 1)[-1]
+
+
 def save_model(cell, path):
     """Save a model's parameters under their plain names (see the module docstring)."""
-    params = [{"name": p.name.rsplit(".", 1)[-1], "data": p} for p in cell.get_parameters()]
+    params = [{"name": plain_name(p), "data": p} for p in cell.get_parameters()]
     names = [p["name"] for p in params]
     if len(set(names)) != len(names):
         raise ValueError(f"parameter names are not unique once prefixes are dropped: {names}")

@@ -28,7 +28,7 @@ import numpy as np
 from mindspore import Parameter, nn, ops
 from mindspore.common.initializer import Normal, initializer
 
-from .checkpoints import load_into
+from .checkpoints import load_into, plain_name
 from .constants import ATTENTION_KINDS, FEATURE_DIM, FRAMES, N_CLASSES
 from .layers import Affine, Shift, StackedAffine, StackedDense, StackedShift, uniform_parameter
 
@@ -161,7 +161,7 @@ class StackedAttentionCluster(nn.Cell):
         first = models[0]
         self.count, self.fc, self.natt, self.attention = len(models), first.fc, first.natt, first.attention
         self.frames, self.feature_dim, self.eps = first.frames, first.feature_dim, first.eps
-        self.names = [p.name.rsplit(".", 1)[-1] for p in first.trainable_params()]
+        self.names = [plain_name(p) for p in first.trainable_params()]
         for model in models:
             kind = (model.fc, model.natt, model.attention, model.frames, model.feature_dim)
             if kind != (self.fc, self.natt, self.attention, self.frames, self.feature_dim):

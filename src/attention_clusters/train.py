@@ -28,7 +28,7 @@ from mindspore import Parameter, ParameterTuple, nn, ops
 
 from . import WorkflowInputError
 from .atomic import atomic_open, atomic_path
-from .checkpoints import save_checkpoint
+from .checkpoints import plain_name, save_checkpoint
 from .constants import N_CLASSES
 from .layers import dropout_keep
 from .metrics import topk_correct
@@ -206,8 +206,8 @@ def make_train_step(model, lr, weight_decay, scoring_lr_scale=1.0):
     # "beta" or "gamma" (meant for batch norm): our beta kept its size while alpha decayed.
     params = [{"params": model.trainable_params(), "weight_decay": weight_decay}]
     if scoring_lr_scale != 1.0:
-        scoring = [p for p in model.trainable_params() if p.name.rsplit(".", 1)[-1] in SCORING]
-        others = [p for p in model.trainable_params() if p.name.rsplit(".", 1)[-1] not in SCORING]
+        scoring = [p for p in model.trainable_params() if plain_name(p) in SCORING]
+        others = [p for p in model.trainable_params() if plain_name(p) not in SCORING]
         scaled = (
             lr * scoring_lr_scale if isinstance(lr, float) else np.float32(lr * np.float32(scoring_lr_scale))
         )
@@ -247,7 +247,7 @@ class StackedAdam(nn.Cell):
         self.per_model = [(p.shape[0],) + (1,) * (len(p.shape) - 1) for p in params]
         scales = np.ones(len(weight_decays)) if scoring_lr_scales is None else scoring_lr_scales
         self.scoring_lr_scales = ms.Tensor(np.asarray(scales, np.float32))
-        self.scoring = [p.name.rsplit(".", 1)[-1] in SCORING for p in params]
+        self.scoring = [plain_name(p) in SCORING for p in params]
         self.scaled = bool(np.any(np.asarray(scales) != 1))
 
     def construct(self, gradients):

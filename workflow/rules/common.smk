@@ -53,7 +53,7 @@ def mnist_files():
 # The job runner (workflow/scripts/runner.py, and the CPU pinning it applies to every job, which
 # changes MindSpore's arithmetic) is part of every step's code.
 RUNNER_CODE = hashlib.sha256(
-    open(workflow.source_path("../scripts/runner.py"), "rb").read()
+    Path(workflow.source_path("../scripts/runner.py")).read_bytes()
     + code_digest("pinning", "pin_to_free_cores").encode()
 ).hexdigest()[:16]
 
