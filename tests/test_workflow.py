@@ -478,6 +478,9 @@ def test_a_killed_training_with_new_settings_is_rerun_not_forgotten(tiny_copy):
     assert json.loads((model / "metrics.json").read_text())["epochs"] == 40
     assert "\t40\t" in (workdir / "results/metrics.tsv").read_text().splitlines()[1]
     assert not (row / "state").exists()
+    # Its evaluation, the run's last, says where the whole run stands.
+    eval_log = (workdir / "logs/eval_model/CPU/shift/fc1_natt2/seed1.log").read_text()
+    assert "the run: 2 of 2 models evaluated; training left: none" in eval_log
 
 
 def _download_preset(mirror, files):
@@ -692,6 +695,7 @@ def test_a_trained_row_is_evaluated_before_the_next_row_trains(tiny_copy):
     assert re.search(
         rf"shift fc{fc}/natt{natt} seed 1: test top-1 \d+\.\d %, top-5 \d+\.\d %; reference \d+\.\d %", log
     )
+    assert re.search(r"the run: \d of 2 models evaluated; training left: ", log)
 
 
 def test_a_package_imported_from_elsewhere_is_said_in_one_line(tmp_path):

@@ -5,11 +5,15 @@ Made from the files a run leaves, while it runs or after it was interrupted: a m
 sweep's current settings, `trained` when only the checkpoint is there, `training` while its
 row's resumable state exists (with the epoch it reached), else `waiting`.
 
-The training time left is estimated per training job from what the run measured: a running
-job's own seconds per epoch times its epochs left; a waiting job's cost (the rules' train_priority:
-epochs x (8 + natt) / sqrt(batch) x seeds) times the median seconds per unit of cost of the jobs
-that finished (their benchmark files) or run (their epochs so far); the sum over the jobs divided
-by the jobs that run at once. Evaluation, export and inference (seconds per model) are left out.
+The training time left is estimated per training job from what the run measured: a running (or
+cut) job's own seconds per epoch times its epochs left; a job with a benchmark file counts as done
+(also one whose settings have changed since, until it starts again); a waiting job's cost (the
+rules' train_priority: epochs x (8 + natt) / sqrt(batch) x seeds) times the median seconds per unit
+of cost of the jobs that finished (their benchmark files) or run (their epochs so far); the sum over
+the jobs divided by the jobs that run at once. Evaluation, export and inference are left out.
+
+The same line ("N of M models evaluated; training left: about T") ends each evaluation's log, from
+the plan that a run writes when it starts (write_run_plan, run_progress).
 """
 
 import json
@@ -56,17 +60,16 @@ def training_left(rows, parallel):
     """Seconds of training left (None when nothing has been measured yet): see the module's docstring."""
     rates, left, waiting = [], 0.0, []
     for row in rows:
-        if Path(row["benchmark"]).exists():  # finished
-            seconds = benchmark_seconds(row["benchmark"])
-            if seconds is not None:
-                rates.append(seconds / row["cost"])
-            continue
         state = read_json(Path(row["state_dir"]) / "state.json")
         history = (state.get("models") or [{}])[0].get("history", [])
-        if history:  # running: its own seconds per epoch
+        if history:  # running or cut short (its state is kept until it ends): its own seconds per epoch
             per_epoch = sum(entry["seconds"] for entry in history) / len(history)
             left += per_epoch * (row["epochs"] - state.get("epoch", len(history)))
             rates.append(per_epoch * row["epochs"] / row["cost"])
+        elif Path(row["benchmark"]).exists():  # finished
+            seconds = benchmark_seconds(row["benchmark"])
+            if seconds is not None:
+                rates.append(seconds / row["cost"])
         else:
             waiting.append(row)
     if waiting and not rates:
@@ -74,6 +77,34 @@ def training_left(rows, parallel):
     rate = sorted(rates)[len(rates) // 2] if rates else 0.0
     left += sum(rate * row["cost"] for row in waiting)
     return left / max(1, parallel)
+
+
+def write_run_plan(plan, out):
+    """Keep the run's plan (run_status_step's arguments but `out`) where evaluations find it."""
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(out, "w") as handle:
+        json.dump(plan, handle)
+
+
+def run_progress(plan_path):
+    """One line on the whole run from the plan at `plan_path` (write_run_plan): the models evaluated
+    so far and the training time left; None without a plan."""
+    plan = read_json(plan_path)
+    if not plan:
+        return None
+    done = sum(
+        model_state(model, job)[0] == "evaluated"
+        for model, job in zip(plan["models"], plan["jobs"], strict=True)
+    )
+    return progress_line(done, len(plan["models"]), training_left(plan["rows"], plan["parallel"]))
+
+
+def progress_line(done, count, left):
+    if left is None:
+        when = "unknown until a training job has run an epoch"
+    else:
+        when = f"about {_duration(left)}" if left > 0 else "none"
+    return f"{done} of {count} models evaluated; training left: {when}"
 
 
 def run_status_step(models, jobs, rows, parallel, out):
@@ -92,12 +123,11 @@ def run_status_step(models, jobs, rows, parallel, out):
             cells[2], cells[5] = f"{top1:.1f}", f"{100 * float(metrics['best_val_top1']):.1f}"
             cells[4] = "" if reference is None else f"{top1 - reference:+.1f}"
         table.append(cells)
-    left = training_left(rows, parallel)
-    when = "unknown until a training job has run an epoch" if left is None else _duration(left)
+    progress = progress_line(done, len(models), training_left(rows, parallel))
     lines = [
         "# Where the run stands",
         "",
-        f"{done} of {len(models)} models evaluated; training left: about {when}.",
+        f"{progress}.",
         "",
         *markdown_table(pd.DataFrame(table, columns=COLUMNS)),
         "",
@@ -108,7 +138,7 @@ def run_status_step(models, jobs, rows, parallel, out):
     ]
     with atomic_open(out, "w") as handle:
         handle.write("\n".join(lines))
-    log.info("%d of %d models evaluated; training left: about %s", done, len(models), when)
+    log.info("%s", progress)
 
 
 def _duration(seconds):

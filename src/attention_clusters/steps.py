@@ -297,13 +297,17 @@ def eval_model(
     frames,
     metrics_out,
     predictions_out,
+    run_plan=None,
 ):
+    """Test top-1/top-5 of one model; its line beside the row's reference, then the whole run's
+    progress (run_status.run_progress) when the run's plan is at `run_plan`."""
     from .bookkeeping import read_json
     from .devices import use_device
     from .features import load_features
     from .metrics import evaluate
     from .model import load_model
     from .reference import reference_to_pass
+    from .run_status import run_progress
 
     use_device(device, threads)
     feats, labels, _ = load_features(features, frames)
@@ -321,6 +325,9 @@ def eval_model(
         "%s fc%d/natt%d seed %d: test top-1 %.1f %%, top-5 %.1f %%%s",
         *(attention, fc, natt, metrics["seed"], 100 * top1, 100 * top5, against),
     )
+    progress = run_progress(run_plan) if run_plan else None
+    if progress:
+        log.info("the run: %s", progress)
 
 
 def sweep_metrics(metrics_files, out):

@@ -284,7 +284,7 @@ def train_priority(wildcards):
 
 def training_jobs():
     """Every training job (a row of a device and attention kind): its state directory, benchmark
-    file, epochs and train_priority's cost, for the run's status (rule run_status)."""
+    file, epochs and train_priority's cost, for the run's status (run_plan)."""
     jobs = []
     for device in DEVICES:
         for attention in ATTENTION:
@@ -302,6 +302,34 @@ def training_jobs():
                     }
                 )
     return jobs
+
+
+def run_plan():
+    """What the run's status is made from (run_status.run_status_step's arguments): every model
+    with its directories and training settings, every training job, the jobs that run at once.
+    """
+    models = sweep_models()
+    return {
+        "models": [
+            dict(
+                model,
+                directory=MODEL_DIR.format(**model),
+                state_dir=f"{ROW_DIR}/state".format(**model),
+            )
+            for model in models
+        ],
+        "jobs": [
+            train_settings(SimpleNamespace(**model))["jobs"][SEEDS.index(model["seed"])]
+            for model in models
+        ],
+        "rows": training_jobs(),
+        "parallel": max(1, (os.cpu_count() or 1) // config["train"]["threads"]),
+    }
+
+
+# Written when a run starts (the Snakefile's onstart), so that each evaluation can log the whole
+# run's progress; a file, not a param, so that a change to other rows reruns no evaluation.
+RUN_PLAN = "logs/run_plan.json"
 
 
 # Evaluation, export and inference of a model run as soon as its training ends, before any

@@ -127,21 +127,6 @@ rule run_status:
     conda:
         "../envs/mindspore.yaml"
     params:
-        models=[
-            dict(
-                model,
-                directory=MODEL_DIR.format(**model),
-                state_dir=f"{ROW_DIR}/state".format(**model),
-            )
-            for model in sweep_models()
-        ],
-        jobs=[
-            train_settings(SimpleNamespace(**model))["jobs"][
-                SEEDS.index(model["seed"])
-            ]
-            for model in sweep_models()
-        ],
-        rows=training_jobs(),
-        parallel=max(1, (os.cpu_count() or 1) // config["train"]["threads"]),
+        **run_plan(),
     script:
         "../scripts/run_status.py"

@@ -65,6 +65,7 @@ rule eval_model:
         code=step_code("eval_model"),
         upstream=lambda w: upstream(model_lineage(w) + features_lineage("test")),
         settings=eval_settings,
+        run_plan=RUN_PLAN,
     script:
         "../scripts/eval_model.py"
 
