@@ -26,6 +26,7 @@ def test_sweep_table_errors(tmp_path):
         "schedule": "constant",
         "warmup_epochs": 0.0,
         "patience": 0,
+        "scoring_lr_scale": None,
     }
     bad = tmp_path / "s.tsv"
     bad.write_text("fc\tnatt\tlr\tweight_decay\tepochs\n3\t8\t1e-3\t0\t2\n")
@@ -55,7 +56,7 @@ HEADER = "fc\tnatt\tlr\tweight_decay\tepochs"
         (HEADER + "\n1\t8\t1_0e-3\t0\t2\n", r"line 2: lr = '1_0e-3', expected float"),
         (HEADER + "\n1\t8\tinf\t0\t2\n", r"line 2: lr: inf is greater than the maximum of 1"),
         (HEADER + "\n1\t8\t1e30\t0\t2\n", r"line 2: lr: 1e\+30 is greater than the maximum of 1"),
-        (HEADER + "\n1\t8\tnan\t0\t2\n", r"line 2: lr and weight_decay must be finite"),
+        (HEADER + "\n1\t8\tnan\t0\t2\n", r"line 2: lr, weight_decay and scoring_lr_scale must be finite"),
         (HEADER + "\n1\t8\t-1e-3\t0\t2\n", r"line 2: lr: -0.001 is less than or equal to the minimum of 0"),
         (HEADER + "\n3\t8\t1e-3\t0\t2\n", r"line 2: fc: 3 is not one of \[1, 2\]"),
         (
@@ -65,6 +66,10 @@ HEADER = "fc\tnatt\tlr\tweight_decay\tepochs"
         (
             HEADER + "\twarmup_epochs\n1\t8\t1e-3\t0\t2\t3\n",
             r"line 2: warmup_epochs must be between 0 and epochs",
+        ),
+        (
+            HEADER + "\tscoring_lr_scale\n1\t8\t1e-3\t0\t2\t0\n",
+            r"line 2: scoring_lr_scale: 0.0 is less than or equal to the minimum of 0",
         ),
     ],
     ids=[
@@ -80,6 +85,7 @@ HEADER = "fc\tnatt\tlr\tweight_decay\tepochs"
         "fc",
         "schedule",
         "warmup",
+        "scoring-scale",
     ],
 )
 def test_sweep_table_format_errors(tmp_path, text, match):
@@ -100,8 +106,8 @@ def test_patience_with_several_workers_is_refused_when_the_table_is_read(tmp_pat
 def test_sweep_table_with_a_byte_order_mark_and_optional_columns(tmp_path):
     (tmp_path / "s.tsv").write_bytes(
         (
-            "\ufeff" + HEADER + "\tbatch_size\tschedule\twarmup_epochs\tpatience\n"
-            "2\t16\t2e-3\t0\t30\t256\tcosine\t1.5\t5\n"
+            "\ufeff" + HEADER + "\tbatch_size\tschedule\twarmup_epochs\tpatience\tscoring_lr_scale\n"
+            "2\t16\t2e-3\t0\t30\t256\tcosine\t1.5\t5\t0.3\n"
         ).encode()
     )
     assert read_sweep(tmp_path / "s.tsv", SWEEP_SCHEMA) == [
@@ -115,6 +121,7 @@ def test_sweep_table_with_a_byte_order_mark_and_optional_columns(tmp_path):
             "schedule": "cosine",
             "warmup_epochs": 1.5,
             "patience": 5,
+            "scoring_lr_scale": 0.3,
         }
     ]
 

@@ -3,7 +3,9 @@
 Tab-separated, `#` comment lines allowed. Required columns: fc, natt, lr, weight_decay, epochs.
 Optional columns (a value for every row when present): batch_size (default: config
 train.batch_size), schedule (constant or cosine; default constant), warmup_epochs (default 0),
-patience (epochs without a better validation top-1 before stopping; 0, the default, never stops).
+patience (epochs without a better validation top-1 before stopping; 0, the default, never stops),
+scoring_lr_scale (the scoring layers' rate as a multiple of lr; default config
+train.scoring_lr_scale).
 Each row is checked against a JSON schema (workflow/schemas/sweep.schema.yaml), as the
 snakemake-workflows catalog checks its sample sheets, and for what a schema cannot say.
 """
@@ -20,8 +22,20 @@ from . import WorkflowInputError
 from .config_check import strict_validator
 
 REQUIRED = {"fc": int, "natt": int, "lr": float, "weight_decay": float, "epochs": int}
-OPTIONAL = {"batch_size": int, "schedule": str, "warmup_epochs": float, "patience": int}
-DEFAULTS = {"batch_size": None, "schedule": "constant", "warmup_epochs": 0.0, "patience": 0}
+OPTIONAL = {
+    "batch_size": int,
+    "schedule": str,
+    "warmup_epochs": float,
+    "patience": int,
+    "scoring_lr_scale": float,
+}
+DEFAULTS = {
+    "batch_size": None,
+    "schedule": "constant",
+    "warmup_epochs": 0.0,
+    "patience": 0,
+    "scoring_lr_scale": None,
+}
 COLUMNS = {**REQUIRED, **OPTIONAL}
 
 
@@ -29,8 +43,10 @@ def _checks(row, workers):
     """What the schema cannot say."""
     return (
         (
-            math.isfinite(row["lr"]) and math.isfinite(row["weight_decay"]),
-            "lr and weight_decay must be finite",
+            math.isfinite(row["lr"])
+            and math.isfinite(row["weight_decay"])
+            and (row["scoring_lr_scale"] is None or math.isfinite(row["scoring_lr_scale"])),
+            "lr, weight_decay and scoring_lr_scale must be finite",
         ),
         (
             math.isfinite(row["warmup_epochs"]) and row["warmup_epochs"] <= row["epochs"],

@@ -473,7 +473,8 @@ def check_batch(config, train_videos, workers):
 
 def model_label(config, count):
     """How the log names a model of a stack of `count`: nothing for a model trained alone."""
-    return "" if count == 1 else f"seed {config.seed}, lr {config.lr:g}: "
+    scoring = f", scoring x{config.scoring_lr_scale:g}" if config.scoring_lr_scale != 1 else ""
+    return "" if count == 1 else f"seed {config.seed}, lr {config.lr:g}{scoring}: "
 
 
 def stalled(record, config, epoch, count):

@@ -263,7 +263,8 @@ def train_settings(wildcards):
                 "warmup_epochs": row["warmup_epochs"],
                 "patience": row["patience"],
                 "val_fraction": 0.0,  # validated on the validation pool's videos
-                "scoring_lr_scale": config["train"]["scoring_lr_scale"],
+                "scoring_lr_scale": row["scoring_lr_scale"]
+                or config["train"]["scoring_lr_scale"],
                 "seed": seed,
             }
             for seed in SEEDS
