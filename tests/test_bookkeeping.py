@@ -6,7 +6,7 @@ import json
 import pytest
 
 from attention_clusters import WorkflowInputError
-from attention_clusters.bookkeeping import read_json, read_tsv
+from attention_clusters.bookkeeping import read_json, read_tsv, settings_record
 from attention_clusters.report import benchmark_seconds, read_history
 from attention_clusters.steps import sweep_metrics
 
@@ -73,3 +73,31 @@ def test_metrics_tsv_is_not_written_from_a_damaged_metrics_json(tmp_path):
     assert not (tmp_path / "metrics.tsv").exists()
     sweep_metrics([tmp_path / "a.json"], tmp_path / "metrics.tsv")
     assert (tmp_path / "metrics.tsv").read_text().splitlines()[1].startswith("CPU\t1\t2\tshift")
+
+
+def test_the_settings_record_is_newer_than_models_of_other_settings(tmp_path):
+    job = {"fc": 1, "natt": 2, "lr": 0.001, "seed": 1}
+    summary = tmp_path / "seed1/train.json"
+    record = tmp_path / "settings.json"
+    # No model yet: the record is written (the job runs anyway, its outputs are missing).
+    settings_record(record, [job], [summary])
+    assert json.loads(record.read_text()) == [job]
+    # The model made with these settings: the record is dated before it.
+    summary.parent.mkdir()
+    summary.write_text(json.dumps({**job, "best_epoch": 3}))
+    settings_record(record, [job], [summary])
+    assert record.stat().st_mtime < summary.stat().st_mtime
+    # Another lr: newer than the model, and stays so when asked again.
+    changed = dict(job, lr=0.003)
+    settings_record(record, [changed], [summary])
+    assert json.loads(record.read_text()) == [changed]
+    assert record.stat().st_mtime >= summary.stat().st_mtime
+    settings_record(record, [changed], [summary])
+    assert record.stat().st_mtime >= summary.stat().st_mtime
+    # Back to the model's settings (a look at another config changed the record): dated before it again.
+    settings_record(record, [job], [summary])
+    assert record.stat().st_mtime < summary.stat().st_mtime
+    # A damaged train.json is no record of these settings.
+    summary.write_text("{")
+    settings_record(record, [job], [summary])
+    assert record.stat().st_mtime >= summary.stat().st_mtime

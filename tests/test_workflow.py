@@ -451,6 +451,26 @@ def _cmdline(pid):
         return ""
 
 
+def test_a_changed_row_trains_again_without_snakemakes_records(tiny_copy):
+    """Snakemake compares params only through .snakemake/: with it gone (cleaned, or the results copied
+    into another checkout), the row's settings file, newer than models of other settings, replans a
+    changed row from every target; a look with another config changes nothing."""
+    workdir = tiny_copy
+    shutil.rmtree(workdir / ".snakemake")
+    assert "Nothing to be done" in run_snakemake(workdir, *TINY, "--dry-run").stdout
+    (workdir / "config/other.yaml").write_text("train: {scoring_lr_scale: 0.5}\n")
+    other = planned_jobs(
+        run_snakemake(workdir, *TINY_AND_TEST[:3], "config/tiny.yaml", "config/other.yaml", "-n")
+    )
+    assert other.get("train_model") == 2, other
+    assert "Nothing to be done" in run_snakemake(workdir, *TINY, "--dry-run").stdout
+    table = workdir / "config/sweep_tiny.tsv"
+    table.write_text(table.read_text().replace("1\t2\t1e-3\t0\t3", "1\t2\t3e-3\t0\t3"))
+    for target in ((), ("results/report.md",), ("results/metrics.tsv",)):
+        jobs = planned_jobs(run_snakemake(workdir, *target, *TINY, "--dry-run"))
+        assert jobs.get("train_model") == 1 and jobs.get("eval_model") == 1, (target, jobs)
+
+
 def test_a_killed_training_with_new_settings_is_rerun_not_forgotten(tiny_copy):
     workdir = tiny_copy
     table = workdir / "config/sweep_tiny.tsv"

@@ -5,9 +5,11 @@ is wrong with it, and what to do, instead of a traceback from deep inside the re
 
 import json
 import math
+import os
 from pathlib import Path
 
 from . import WorkflowInputError
+from .atomic import atomic_open
 
 # metrics.tsv's columns (steps.sweep_metrics), one row per model; all but two are numbers.
 METRIC_COLUMNS = (
@@ -81,3 +83,42 @@ def read_tsv(path, numbers=(), columns=(), rows=0):
     if len(table) < rows:
         raise damaged(path, f"{len(table)} row(s), expected at least {rows}")
     return table
+
+
+def settings_record(path, jobs, summaries):
+    """Keep `path` holding a training job's settings (`jobs`: one dict per model) and dated so that it
+    is newer than the job's outputs exactly when the models' `summaries` (their train.json) were made
+    with other settings: as the job's input, it makes a changed sweep row train again by file times,
+    which Snakemake compares without its records in .snakemake/ (params it compares only through
+    them). Returns `path`."""
+    path = Path(path)
+    text = json.dumps(jobs, sort_keys=True, indent=1) + "\n"
+    made = [_made_with(summary, job) for summary, job in zip(summaries, jobs, strict=True)]
+    current = path.exists() and path.read_text() == text
+    if all(made):
+        if not current:
+            _write_text(path, text)
+        oldest = min(Path(summary).stat().st_mtime for summary in summaries)
+        if path.stat().st_mtime > oldest:  # older than the models these settings made
+            os.utime(path, (oldest - 1, oldest - 1))
+    elif not current or any(
+        Path(summary).exists() and Path(summary).stat().st_mtime >= path.stat().st_mtime
+        for summary in summaries
+    ):
+        _write_text(path, text)  # now: newer than the models of other settings
+    return str(path)
+
+
+def _made_with(summary, job):
+    """Whether the train.json at `summary` records every setting of `job` (False if it is missing or damaged)."""
+    try:
+        recorded = json.loads(Path(summary).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(recorded, dict) and all(recorded.get(key) == value for key, value in job.items())
+
+
+def _write_text(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path, "w") as handle:
+        handle.write(text)

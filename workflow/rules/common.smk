@@ -4,6 +4,7 @@ import hashlib
 import json
 from types import SimpleNamespace
 
+from attention_clusters.bookkeeping import settings_record
 from attention_clusters.config_check import (
     check_config,
     check_config_files,
@@ -270,6 +271,18 @@ def train_settings(wildcards):
             for seed in SEEDS
         ],
     }
+
+
+def settings_file(wildcards):
+    """The row's settings.json, newer than its models when they were made with other settings
+    (bookkeeping.settings_record): a changed row trains again even where Snakemake cannot compare
+    params (its records in .snakemake/ are gone). Written when the DAG is built."""
+    row_dir = ROW_DIR.format(**wildcards)
+    return settings_record(
+        f"{row_dir}/settings.json",
+        train_settings(wildcards)["jobs"],
+        [f"{row_dir}/seed{seed}/train.json" for seed in SEEDS],
+    )
 
 
 def train_priority(wildcards):

@@ -4,6 +4,7 @@
 
 rule train_model:
     input:
+        settings_file,
         features="results/features/feature_train.pkl",
         validation="results/features/feature_val.pkl",
     output:
