@@ -243,7 +243,7 @@ def test_report_and_inference(tiny_run):
         assert inference["agrees_with_eval"] and inference["videos"] == 1024 and inference["batches"] == 4
     assert "videos/s" in report and "| yes |" in report
     # Which settings made each row, and the record of the run.
-    assert "| shift fc2 natt4 seed 1 | CPU | 64 | 0.001 | constant | 0 | 0.0001 | 3 / 3 |" in report
+    assert "| shift fc2 natt4 seed 1 | CPU | 64 | 0.001 | 0.03 | constant | 0 | 0.0001 | 3 / 3 |" in report
     run = report[report.index("## The run") :]
     assert "- commit: unknown (not a git checkout)" in run and "MindSpore 2.10" in run and " cores, " in run
     assert "k_train: 2" in run and "table: config/sweep_tiny.tsv" in run
