@@ -3,6 +3,11 @@
 Each takes its rule's named inputs by their names, its outputs by their names plus `_out`
 (one unnamed output: `out`) and its settings by their keys: workflow/scripts/runner.py passes
 them. They are also usable from Python directly.
+
+Five scripts call their step where it lives, because it is that module's whole job and takes
+the same plain arguments: `report.plot_curves`, `report.report_step`, `inference.preprocess`,
+`inference.postprocess` and `run_status.run_status_step`. Every other script calls a function
+of this module.
 """
 
 import json
