@@ -39,7 +39,8 @@ def mnist_files():
 
 
 # Each rule passes its values as one `settings` dict. Snakemake records a job's params
-# as a *set* of values without their names, so with separate params a change such as
+# as a *set* of values without their names (Persistence.params_changed compares
+# set(_params(job)), the serialized values, in Snakemake 9.27), so with separate params a change such as
 # k_test 1 -> 2 goes unnoticed when another param already equals 2; a dict is recorded
 # with its keys, and any changed value reruns the job.
 #
