@@ -469,6 +469,13 @@ def test_a_changed_row_trains_again_without_snakemakes_records(tiny_copy):
     for target in ((), ("results/report.md",), ("results/metrics.tsv",)):
         jobs = planned_jobs(run_snakemake(workdir, *target, *TINY, "--dry-run"))
         assert jobs.get("train_model") == 1 and jobs.get("eval_model") == 1, (target, jobs)
+    other_row = workdir / "results/sweep/CPU/shift/fc2_natt4/seed1/train.json"
+    before = other_row.stat().st_mtime_ns
+    run_snakemake(workdir, *TINY)
+    summary = json.loads((workdir / "results/sweep/CPU/shift/fc1_natt2/seed1/train.json").read_text())
+    assert summary["lr"] == 3e-3 and other_row.stat().st_mtime_ns == before
+    assert "\t0.003\t" in (workdir / "results/metrics.tsv").read_text()
+    assert "Nothing to be done" in run_snakemake(workdir, *TINY, "--dry-run").stdout
 
 
 def test_a_killed_training_with_new_settings_is_rerun_not_forgotten(tiny_copy):
