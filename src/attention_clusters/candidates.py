@@ -64,6 +64,7 @@ def main(argv=None):
     """Train candidate schedules of one sweep row over several seeds; compare them on validation."""
     from .devices import use_device
     from .features import load_features
+    from .report import read_history
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("train_features")
@@ -104,7 +105,7 @@ def main(argv=None):
         {"checkpoint_out": out / f"{name}.ckpt", "history_out": out / f"{name}.history.tsv"} for name in names
     ]
     summaries = train_models(feats, labels, configs, out / "state", outputs, validation=val)
-    histories = [_read_history(o["history_out"]) for o in outputs]
+    histories = [read_history(o["history_out"]).astype(float).to_dict("records") for o in outputs]
     with atomic_open(out / "candidates.tsv", "w") as handle:
         handle.write("fc\tnatt\tepochs\tbatch_size\tlr\tscoring_lr_scale\tseed\tbest_epoch\tbest_val_top1\n")
         for config, summary in zip(configs, summaries, strict=True):
@@ -117,12 +118,6 @@ def main(argv=None):
         f"fc{args.fc}/natt{args.natt}, {args.epochs} epochs, batch {args.batch_size}, validation top-1 (%):"
     )
     print(format_summary(summarise(configs, histories, args.at_epochs)))
-
-
-def _read_history(path):
-    lines = Path(path).read_text().splitlines()
-    header = lines[0].split("\t")
-    return [dict(zip(header, map(float, line.split("\t")), strict=True)) for line in lines[1:]]
 
 
 if __name__ == "__main__":
