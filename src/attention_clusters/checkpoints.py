@@ -55,6 +55,19 @@ def load_into(cell, checkpoint, what="model"):
             + ", ".join(mismatched)
             + "; was it trained with other settings?"
         )
+    # MindSpore's load_param_into_net refuses another dtype with a RuntimeError naming no file.
+    dtypes = {p.name: p.dtype for p in cell.get_parameters()}
+    mismatched = [
+        f"{name} {params[name].dtype} (expected {dtype})"
+        for name, dtype in dtypes.items()
+        if name in params and params[name].dtype != dtype
+    ]
+    if mismatched:
+        raise WorkflowInputError(
+            f"{checkpoint}: parameters of another type than {what} needs: "
+            + ", ".join(mismatched)
+            + " (the workflow writes and reads float32 checkpoints)"
+        )
     missing, _ = ms.load_param_into_net(cell, params, strict_load=True)
     if missing:
         raise WorkflowInputError(f"{checkpoint}: missing parameters {missing} for {what}")

@@ -165,6 +165,52 @@ def check_config_files(paths):
         except yaml.YAMLError as err:
             raise WorkflowInputError(f"config file {path}: {err}".replace("\n", " ")) from None
         if not isinstance(value, dict):
-            raise WorkflowInputError(
-                f"config file {path}: expected a mapping of keys, found {type(value).__name__}"
-            )
+            found = "nothing (an empty file)" if value is None else f"a {type(value).__name__}"
+            raise WorkflowInputError(f"config file {path}: expected a mapping of keys, found {found}")
+
+
+def _merged(base, override):
+    """`override` laid over `base` key by key, as Snakemake merges config files (update_config)."""
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = (
+            _merged(merged[key], value)
+            if isinstance(value, dict) and isinstance(merged.get(key), dict)
+            else value
+        )
+    return merged
+
+
+def main(argv=None):
+    """Check config files as the workflow will: each file alone (naming the file and line of an
+    error), then all of them merged in order against the schema. Snakemake reads `--configfile`
+    files before the workflow starts, and for an empty, list-valued or unparsable file says only
+    "Config file must be given as JSON or YAML" or "Config file is not valid JSON or YAML"
+    without the file's name; this command names it."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="python -m attention_clusters.config_check", description=main.__doc__
+    )
+    parser.add_argument("files", nargs="+", help="config files in the order given to Snakemake")
+    parser.add_argument("--base", default="config/config.yaml", help="the defaults the workflow loads first")
+    parser.add_argument("--schema", default="workflow/schemas/config.schema.yaml")
+    args = parser.parse_args(argv)
+    paths = [args.base, *[path for path in args.files if path != args.base]]
+    try:
+        check_config_files(paths)
+        config = {}
+        for path in paths:
+            with open(path) as handle:
+                config = _merged(config, yaml.safe_load(handle))
+        check_config(config, args.schema)
+    except (WorkflowInputError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"config files {', '.join(map(str, paths))}: valid")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
