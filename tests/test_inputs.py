@@ -56,6 +56,7 @@ def test_the_shipped_config_passes(config):
         (("extractor", "epochs"), 3.5, r"config extractor\.epochs: 3\.5 is not an integer"),
         (("sweep", "seeds"), [1.0], r"config sweep\.seeds\[0\]: 1\.0 is not a whole number"),
         (("extractor", "lr"), True, r"config extractor\.lr: True is not of type 'number'"),
+        (("extractor", "lr"), 1e30, r"config extractor\.lr: 1e\+30 is greater than the maximum of 1"),
         (("flash", "k_train"), -1, r"config flash\.k_train: -1 is less than the minimum of 1"),
         (
             ("mnist", "files", "train_images", "name"),
