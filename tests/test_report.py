@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 
 from attention_clusters.attention_pictures import digit_attention, digit_recall, one_digit_confusion
-from attention_clusters.report import paper_reference, paper_table, results_table, summarize
+from attention_clusters.report import busy_seconds, paper_reference, paper_table, results_table, summarize
 
 
 def row(attention, fc, natt, seed, top1, device="CPU"):
@@ -69,3 +69,9 @@ def test_attention_share_and_recall_per_digit():
     assert (
         recall[3] == 0.5 and recall[5] == 1.0 and false[0] == 0.5 and false[5] == 0.0 and np.isnan(false[3])
     )
+
+
+def test_busy_seconds_is_the_union_of_the_jobs_intervals():
+    # Two jobs side by side, a pause (a run stopped and resumed), one more job inside the first.
+    assert busy_seconds([(0, 10), (5, 20), (100, 130), (2, 3)]) == 50
+    assert busy_seconds([]) == 0

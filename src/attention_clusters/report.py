@@ -254,11 +254,23 @@ def cpu_model():
     )
 
 
+def busy_seconds(intervals):
+    """The length of the union of (start, end) intervals: the seconds during which some job ran."""
+    total, reach = 0.0, float("-inf")
+    for begin, end in sorted(intervals):
+        if end > reach:
+            total += end - max(begin, reach)
+            reach = end
+    return total
+
+
 def run_lines(benchmarks, config, repository):
     """The report's record of the run: commit, machine, when it ran, and the merged config.
 
     A job's start is its benchmark file's time less the seconds it records; the run spans the
-    earliest such start to now (the report is its last job)."""
+    earliest such start to now (the report is its last job). A run stopped and resumed later spans
+    its pause too, so the time during which some job ran (the union of the jobs' intervals; a job
+    cut short and resumed counts from its resumption) is given beside it."""
     import datetime
     import os
     import platform
@@ -266,11 +278,13 @@ def run_lines(benchmarks, config, repository):
     import yaml
 
     commit = git_commit(repository)
-    starts = []
+    intervals = []
     for path in benchmarks:
         seconds = benchmark_seconds(path)
         if seconds is not None:
-            starts.append(Path(path).stat().st_mtime - seconds)
+            end = Path(path).stat().st_mtime
+            intervals.append((end - seconds, end))
+    starts = [begin for begin, _ in intervals]
     now = datetime.datetime.now(datetime.timezone.utc)
     start = datetime.datetime.fromtimestamp(min(starts), datetime.timezone.utc) if starts else now
     cpu = cpu_model()
@@ -281,6 +295,9 @@ def run_lines(benchmarks, config, repository):
     except ImportError:
         mindspore_version = "not installed"
     wall = (now - start).total_seconds()
+    # The report's own job (the run's last) has no benchmark yet: from the last job's end to now.
+    last = max((end for _, end in intervals), default=now.timestamp())
+    busy = busy_seconds(intervals + [(last, now.timestamp())])
     return [
         "## The run",
         "",
@@ -288,8 +305,8 @@ def run_lines(benchmarks, config, repository):
         f"- machine: {os.cpu_count()} cores, {cpu}; {platform.system()} {platform.release()}; "
         f"Python {platform.python_version()}, MindSpore {mindspore_version}",
         f"- from the first timed job to this report: {start:%Y-%m-%d %H:%M:%S} to {now:%Y-%m-%d %H:%M:%S} UTC, "
-        f"{wall / 3600:.2f} h ({wall:,.0f} s); each job's time is in the tables above and in "
-        "`results/benchmarks/`",
+        f"{wall / 3600:.2f} h ({wall:,.0f} s); some job running during {busy / 3600:.2f} h ({busy:,.0f} s) "
+        "of it; each job's time is in the tables above and in `results/benchmarks/`",
         "",
         "The merged config:",
         "",
