@@ -124,6 +124,7 @@ def infer(
     feature_dim,
     logits_bin,
     timing_json,
+    *,
     fixed_batch=False,
     labels_bin=None,
 ):
