@@ -67,10 +67,10 @@ def child(task, workdir, arg):
         result = {"videos": 1024 * k, "seconds": seconds, "videos_per_s": 1024 * k / seconds}
     elif task == "train":
         from attention_clusters.devices import use_device
-        from attention_clusters.extractor import train_extractor
         from attention_clusters.idx import load_mnist
         from attention_clusters.noise import load_sampler
         from attention_clusters.noisy_mnist import write_noisy_mnist
+        from attention_clusters.pretrain import train_extractor
 
         use_device("CPU", os.cpu_count())
         data = load_mnist(mnist)
@@ -98,6 +98,7 @@ def child(task, workdir, arg):
             lr=1e-3,
             seed=1,
             checkpoint_out=work / "x.ckpt",
+            state_dir=work / "state",
         )
         rates = sorted(epoch["images_per_second"] for epoch in metrics["history"])
         result = {"images": n, "epochs": len(rates), "images_per_s": rates}

@@ -4,18 +4,11 @@ import pytest
 from mindspore import nn, ops  # noqa: E402
 
 from attention_clusters.devices import use_device  # noqa: E402
-from attention_clusters.extractor import (
-    PlainFrameFeatureExtractor,
-    build_network,
-    dropout_masks,  # noqa: E402
-    extract_video_features,
-    feature_function,
-    load_extractor,
-    pretraining_cells,
-    train_extractor,
-)
+from attention_clusters.extractor import PlainFrameFeatureExtractor, build_network, load_extractor
+from attention_clusters.features import extract_video_features, feature_function
 from attention_clusters.noise import NoiseSampler, pixel_histogram  # noqa: E402
 from attention_clusters.noisy_mnist import write_noisy_mnist  # noqa: E402
+from attention_clusters.pretrain import dropout_masks, pretraining_cells, train_extractor
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -106,12 +99,13 @@ def test_synthetic_digits_are_learnable(tmp_path, tiny_mnist):
             labels_out=tmp_path / f"{split}_l.npy",
         )
     splits = [np.load(tmp_path / f"{split}_{part}.npy") for split in ("train", "test") for part in "il"]
+    settings = dict(epochs=2, batch_size=64, lr=1e-3, seed=1)
     metrics = train_extractor(
-        *splits, epochs=2, batch_size=64, lr=1e-3, seed=1, checkpoint_out=tmp_path / "x.ckpt"
+        *splits, **settings, checkpoint_out=tmp_path / "x.ckpt", state_dir=tmp_path / "s1"
     )
     assert metrics["test_accuracy"] > 0.6, metrics
     # Same seed, same weights: training is reproducible on CPU whatever the thread count.
-    train_extractor(*splits, epochs=2, batch_size=64, lr=1e-3, seed=1, checkpoint_out=tmp_path / "y.ckpt")
+    train_extractor(*splits, **settings, checkpoint_out=tmp_path / "y.ckpt", state_dir=tmp_path / "s2")
     first, second = ms.load_checkpoint(str(tmp_path / "x.ckpt")), ms.load_checkpoint(str(tmp_path / "y.ckpt"))
     assert all(np.array_equal(first[k].asnumpy(), second[k].asnumpy()) for k in first)
     # The checkpoint reloads into the same function, and videos go through it in chunks.
@@ -125,6 +119,45 @@ def test_synthetic_digits_are_learnable(tmp_path, tiny_mnist):
     np.testing.assert_allclose(
         feats.reshape(100, 50), feature_function(net)(videos.reshape(100, 28, 28)), atol=1e-5
     )
+
+
+def test_a_pretraining_cut_short_resumes_to_the_same_weights(tmp_path, tiny_mnist, monkeypatch):
+    images, labels = tiny_mnist["train_images"], tiny_mnist["train_labels"]
+    splits = (images, labels, images[:64], labels[:64])
+    settings = dict(epochs=3, batch_size=64, lr=1e-3, seed=2, schedule="cosine", warmup_epochs=0.5)
+    straight = train_extractor(
+        *splits, **settings, checkpoint_out=tmp_path / "a.ckpt", state_dir=tmp_path / "s"
+    )
+    # Cut short once epoch 2 is committed, as a kill would; then run again with the same settings.
+    import attention_clusters.pretrain as pretraining
+
+    commit = pretraining.save_epoch
+
+    def cut_after_two(store, cells, state, epoch, rngs):
+        commit(store, cells, state, epoch, rngs)
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(pretraining, "save_epoch", cut_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        train_extractor(*splits, **settings, checkpoint_out=tmp_path / "b.ckpt", state_dir=tmp_path / "t")
+    monkeypatch.setattr(pretraining, "save_epoch", commit)
+    assert not (tmp_path / "b.ckpt").exists()
+    resumed = train_extractor(
+        *splits, **settings, checkpoint_out=tmp_path / "b.ckpt", state_dir=tmp_path / "t"
+    )
+    first, second = ms.load_checkpoint(str(tmp_path / "a.ckpt")), ms.load_checkpoint(str(tmp_path / "b.ckpt"))
+    assert first.keys() == second.keys()
+    for name in first:
+        np.testing.assert_array_equal(first[name].asnumpy(), second[name].asnumpy(), err_msg=name)
+    assert [e["test_accuracy"] for e in resumed["history"]] == [
+        e["test_accuracy"] for e in straight["history"]
+    ]
+    # Other settings do not resume from that state.
+    other = train_extractor(
+        *splits, **dict(settings, lr=2e-3), checkpoint_out=tmp_path / "c.ckpt", state_dir=tmp_path / "t"
+    )
+    assert len(other["history"]) == 3
 
 
 def test_unavailable_device_is_one_clear_error():

@@ -77,10 +77,10 @@ def train_alone(features, labels, config, epochs=1):
     }
     losses = []
     for _ in range(epochs):
-        order = train_rows[rngs["batch_rng"].permutation(train_rows.size)]
+        order = train_rows[rngs["batch"].permutation(train_rows.size)]
         for i in range(steps):
             rows = order[i * config.batch_size : (i + 1) * config.batch_size]
-            keep = dropout_keep(rngs["dropout_rng"], config.batch_size, config.natt * 50)
+            keep = dropout_keep(rngs["dropout"], config.batch_size, config.natt * 50)
             loss = step(ms.Tensor(features[rows]), ms.Tensor(labels[rows].astype(np.int32)), ms.Tensor(keep))
             losses.append(float(loss.asnumpy()) / config.batch_size)
     return model, losses

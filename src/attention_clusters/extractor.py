@@ -1,4 +1,5 @@
-"""The frame feature extractor (a small CNN) in MindSpore, its pre-training and feature extraction.
+"""The frame feature extractor (a small CNN) in MindSpore. Its pre-training is in pretrain.py, the
+extraction of video features in features.py.
 
 Network (as the paper's authors wrote it, after PyTorch's MNIST example):
 conv1 1->10 5x5 -> max-pool 2 -> ReLU -> conv2 10->20 5x5 -> dropout -> max-pool 2 -> ReLU
@@ -19,22 +20,14 @@ column blocks; the pool and the two band products have hand-written backward pas
 transposes). Parameters keep nn.Conv2d's names and shapes.
 """
 
-import logging
-import time
-
 import mindspore as ms
 import numpy as np
 from mindspore import Tensor, nn, ops
 
-from .checkpoints import load_into, save_model
+from .checkpoints import load_into
 from .constants import FEATURE_DIM, IMAGE_SIZE, N_NOISY_CLASSES
-from .layers import MatMul, MaxPool2x2, dropout_keep, uniform_parameter
-from .progress import Progress
-from .schedules import adam_learning_rate, learning_rates
+from .layers import MatMul, MaxPool2x2, uniform_parameter
 
-log = logging.getLogger("attention_clusters")
-# The pre-training's random generators, with their SeedSequence spawn keys: batch order, dropout masks.
-RNGS = (("batch", 7), ("dropout", 8))
 MEAN, STD = 0.1307, 0.3081  # MNIST's pixel mean and standard deviation (of x / 255)
 
 KERNEL = 5
@@ -200,176 +193,5 @@ def build_network(seed=1):
     return FrameFeatureExtractor()
 
 
-class PretrainWithDropout(nn.Cell):
-    """NLL loss of the extractor's 11-class head, with the given dropout masks."""
-
-    def __init__(self, extractor):
-        super().__init__()
-        self.extractor = extractor
-        # Not the fused ops.SparseSoftmaxCrossEntropyWithLogits: on CPU it returns inf once a
-        # target's logit is ~90 below the largest.
-        self.loss = nn.NLLLoss()
-
-    def construct(self, frames, labels, conv2_keep, fc1_keep):
-        return self.loss(self.extractor.head(self.extractor.trunk(frames, conv2_keep, fc1_keep)), labels)
-
-
-class NoisyMnistClassifier(nn.Cell):
-    """frames -> log-probabilities of the 11 Noisy-MNIST classes, eval mode."""
-
-    def __init__(self, extractor):
-        super().__init__()
-        self.extractor = extractor
-
-    def construct(self, frames):
-        return self.extractor.head(self.extractor.trunk(frames, None, None))
-
-
-def pretraining_cells(net):
-    """(loss cell taking labels and dropout masks, eval classifier) around an extractor."""
-    return PretrainWithDropout(net), NoisyMnistClassifier(net)
-
-
-def dropout_masks(rng, batch):
-    """Keep-masks (rate 0.5) for conv2's pre-pool output (B*4, (dy, dx, px, co)) = (B*4, 320) and
-    fc1's output (B, 50), scaled by 2."""
-    conv2_width = POOL_WINDOW * POOLED2 * CONV2_CHANNELS
-    return dropout_keep(rng, batch * POOLED2, conv2_width), dropout_keep(rng, batch, FEATURE_DIM)
-
-
-def _batches(n, batch_size, rng, drop_remainder):
-    order = rng.permutation(n)
-    stop = n - n % batch_size if drop_remainder else n
-    for start in range(0, stop, batch_size):
-        yield order[start : start + batch_size]
-
-
-def evaluate(classifier, images, labels, batch_size=2048):
-    """Top-1 accuracy of a NoisyMnistClassifier on (N, 28, 28) images."""
-    correct = 0
-    for start in range(0, images.shape[0], batch_size):
-        out = classifier(ms.Tensor(images[start : start + batch_size])).asnumpy()
-        correct += int((out.argmax(axis=1) == labels[start : start + batch_size]).sum())
-    return correct / max(1, images.shape[0])
-
-
-def train_extractor(
-    train_images,
-    train_labels,
-    test_images,
-    test_labels,
-    *,
-    epochs,
-    batch_size,
-    lr,
-    seed,
-    checkpoint_out,
-    schedule="constant",
-    warmup_epochs=0.0,
-):
-    """Pre-train on Noisy-MNIST with Adam and NLL loss; save the checkpoint; return metrics.
-
-    `schedule` as the sweep's (schedules.learning_rates): `constant` is the ModelZoo's; `cosine` anneals
-    lr to 0, which settles the weights: on real digits a constant lr oscillated between 97.1 and
-    97.7 % from epoch 4 on, 40 cosine epochs reached 98.8 % on held-out digits (docs/real-digits.md).
-    """
-    settings = dict(
-        epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, warmup_epochs=warmup_epochs
-    )
-    settings["seed"] = seed
-    net = build_network(seed)
-    pretrain, classifier = pretraining_cells(net)
-    steps = train_images.shape[0] // batch_size
-    rates = learning_rates(schedule, lr, epochs, steps, warmup_epochs)
-    optimizer = nn.Adam(net.trainable_params(), learning_rate=adam_learning_rate(rates))
-    # nn.TrainOneStepCell: an @ms.jit function around ms.value_and_grad ran several times
-    # slower on MindSpore 2.10's CPU backend.
-    train_step = nn.TrainOneStepCell(pretrain, optimizer)
-    train_step.set_train(True)
-    rngs = {name: np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(key,))) for name, key in RNGS}
-    started = time.perf_counter()
-    compile_step(train_step, train_images, train_labels, batch_size)
-    log.info("extractor training graph compiled in %.1f s", time.perf_counter() - started)
-    history = []
-    for epoch in range(1, epochs + 1):
-        progress = Progress(f"extractor epoch {epoch}/{epochs}", steps * batch_size, "images")
-        last_loss, mean_loss, seconds = train_epoch(
-            train_step, train_images, train_labels, batch_size, rngs, progress
-        )
-        accuracy = evaluate(classifier, test_images, test_labels)
-        rate = steps * batch_size / seconds
-        log.info("epoch: %d step: %d, loss is %.6f (epoch mean %.6f)", epoch, steps, last_loss, mean_loss)
-        log.info(
-            "epoch time: %.3f ms, per step time: %.3f ms, %.0f images/s, noisy-test accuracy %.4f",
-            *(seconds * 1e3, seconds * 1e3 / max(1, steps), rate, accuracy),
-        )
-        history.append(dict(epoch=epoch, loss=last_loss, mean_loss=mean_loss, seconds=seconds))
-        history[-1].update(images_per_second=rate, test_accuracy=accuracy)
-    save_model(net, checkpoint_out)
-    return {
-        **settings,
-        "train_images": int(train_images.shape[0]),
-        "test_images": int(test_images.shape[0]),
-        "test_accuracy": history[-1]["test_accuracy"],
-        "train_seconds": time.perf_counter() - started,
-        "history": history,
-    }
-
-
-def compile_step(train_step, images, labels, batch_size):
-    """Compile the step's graph before the first epoch's clock starts (shapes only, no update)."""
-    conv2_keep, fc1_keep = (np.ones_like(m) for m in dropout_masks(np.random.default_rng(0), batch_size))
-    train_step.compile(
-        ms.Tensor(images[:batch_size]),
-        ms.Tensor(labels[:batch_size].astype(np.int32)),
-        ms.Tensor(conv2_keep),
-        ms.Tensor(fc1_keep),
-    )
-
-
-def train_epoch(train_step, images, labels, batch_size, rngs, progress):
-    """One epoch over whole batches in a seeded order; (last step's loss, mean loss, seconds)."""
-    started, loss_sum, steps = time.perf_counter(), 0.0, 0
-    for batch in _batches(images.shape[0], batch_size, rngs["batch"], drop_remainder=True):
-        conv2_keep, fc1_keep = dropout_masks(rngs["dropout"], batch.size)
-        # from_numpy shares the fresh arrays instead of copying them.
-        loss = float(
-            train_step(
-                ms.from_numpy(images[batch]),
-                ms.from_numpy(labels[batch].astype(np.int32)),
-                ms.from_numpy(conv2_keep),
-                ms.from_numpy(fc1_keep),
-            ).asnumpy()
-        )
-        if not np.isfinite(loss):
-            raise FloatingPointError(f"{progress.what}, step {steps + 1}: loss is {loss}; stopping")
-        loss_sum, steps = loss_sum + loss, steps + 1
-        progress.update(batch.size)
-    return loss, loss_sum / max(1, steps), time.perf_counter() - started
-
-
 def load_extractor(checkpoint):
     return load_into(build_network(), checkpoint, "the frame feature extractor")
-
-
-def feature_function(net):
-    """(B, 28, 28) uint8 -> (B, 50) float32 features, eval mode, as a NumPy function."""
-    net.set_train(False)
-    return lambda frames: net(ms.Tensor(frames)).asnumpy()
-
-
-def extract_video_features(videos_npy, net, videos_per_chunk=200):
-    """Yield (start, (n, frames, 50) float32) feature chunks for a (N, frames, 28, 28) .npy file."""
-    from .npy_stream import iter_npy_chunks, npy_shape
-
-    features = feature_function(net)
-    (total, frames, _, _), _ = npy_shape(videos_npy)
-    progress = Progress("extract_features", total * frames, "frames")
-    for start, chunk in iter_npy_chunks(videos_npy, videos_per_chunk):
-        n = chunk.shape[0]
-        # Pad the last chunk so every call has the same shape (one compiled graph).
-        if n < videos_per_chunk:
-            chunk = np.concatenate([chunk, np.zeros((videos_per_chunk - n,) + chunk.shape[1:], np.uint8)])
-        out = features(chunk.reshape(-1, 28, 28)).reshape(videos_per_chunk, frames, FEATURE_DIM)[:n]
-        progress.update(n * frames)
-        yield start, np.ascontiguousarray(out, dtype=np.float32)

@@ -1,4 +1,8 @@
-"""Feature pickles in the ModelZoo's interchange format, written as a stream and read safely.
+"""Frame features: extracted from videos by the pre-trained extractor, and kept in feature pickles,
+the ModelZoo's interchange format, written as a stream and read safely.
+
+Extraction: every frame of a (N, frames, 28, 28) video file through the extractor in eval mode,
+a chunk of videos at a time, to (N, frames, 50) float32.
 
 Format: a pickled tuple (feats, labels, indexes) with feats a list of N float32
 (frames, 50) arrays, labels N ints in [0, 1024) and indexes N ids, label-sorted.
@@ -21,7 +25,8 @@ import numpy as np
 
 from . import WorkflowInputError
 from .atomic import atomic_open
-from .constants import N_CLASSES
+from .constants import FEATURE_DIM, N_CLASSES
+from .progress import Progress
 
 PROTOCOL = 3
 
@@ -169,3 +174,28 @@ def load_features(path, frames=None, feature_dim=50):
             f"({int((~finite).sum())} of {len(stacked)} videos)"
         )
     return stacked, labels.astype(np.int64), list(indexes)
+
+
+def feature_function(net):
+    """(B, 28, 28) uint8 -> (B, 50) float32 features, eval mode, as a NumPy function."""
+    import mindspore as ms
+
+    net.set_train(False)
+    return lambda frames: net(ms.Tensor(frames)).asnumpy()
+
+
+def extract_video_features(videos_npy, net, videos_per_chunk=200):
+    """Yield (start, (n, frames, 50) float32) feature chunks for a (N, frames, 28, 28) .npy file."""
+    from .npy_stream import iter_npy_chunks, npy_shape
+
+    features = feature_function(net)
+    (total, frames, _, _), _ = npy_shape(videos_npy)
+    progress = Progress("extract_features", total * frames, "frames")
+    for start, chunk in iter_npy_chunks(videos_npy, videos_per_chunk):
+        n = chunk.shape[0]
+        # Pad the last chunk so every call has the same shape (one compiled graph).
+        if n < videos_per_chunk:
+            chunk = np.concatenate([chunk, np.zeros((videos_per_chunk - n,) + chunk.shape[1:], np.uint8)])
+        out = features(chunk.reshape(-1, 28, 28)).reshape(videos_per_chunk, frames, FEATURE_DIM)[:n]
+        progress.update(n * frames)
+        yield start, np.ascontiguousarray(out, dtype=np.float32)

@@ -7,10 +7,12 @@ log = logging.getLogger("attention_clusters")
 
 
 class Progress:
-    """Logs `what: done/total (pct) rate unit/s, ETA` at most every `every` seconds."""
+    """Logs `what: done/total (pct) rate unit/s, ETA` at most every `every` seconds. With `then`
+    (units of work that follow this total in the same job, e.g. the epochs still to come), the
+    line also gives the job's time left at the same rate."""
 
-    def __init__(self, what, total, unit, every=5.0):
-        self.what, self.total, self.unit, self.every = what, total, unit, every
+    def __init__(self, what, total, unit, every=5.0, then=0):
+        self.what, self.total, self.unit, self.every, self.then = what, total, unit, every, then
         self.start = self.last = time.perf_counter()
         self.done = 0
 
@@ -26,7 +28,10 @@ class Progress:
         rate = self.done / elapsed if elapsed > 0 else float("nan")
         left = (self.total - self.done) / rate if rate and rate > 0 else float("nan")
         pct = 100.0 * self.done / self.total if self.total else 100.0
-        return (
+        line = (
             f"{self.what}: {self.done}/{self.total} ({pct:.1f}%) "
-            f"{rate:,.0f} {self.unit}/s, elapsed {elapsed:.1f}s, ETA {left:.1f}s"
+            f"{rate:,.{1 if rate < 100 else 0}f} {self.unit}/s, elapsed {elapsed:.1f}s, ETA {left:.1f}s"
         )
+        if self.then:
+            line += f", the job's ETA {left + self.then / rate if rate > 0 else float('nan'):.0f}s"
+        return line

@@ -173,35 +173,47 @@ def train_extractor(
     schedule,
     warmup_epochs,
     seed,
+    state_dir,
     checkpoint_out,
     metrics_out,
 ):
+    """Pre-train the extractor (pretrain.train_extractor). Its resumable state in `state_dir` is keyed
+    by the settings, the images' content and the pre-training code; it is removed once the outputs
+    are written."""
+    import shutil
+
     from .devices import use_device
-    from .extractor import train_extractor as train
+    from .pretrain import train_extractor as train
+    from .provenance import code_digest, file_digest
 
     use_device(device, threads)
+    images = [train_images, train_labels, test_images, test_labels]
+    inputs = {
+        "images_sha256": [file_digest(path) for path in images],
+        "code": code_digest(train.__module__.rsplit(".", 1)[-1], train.__name__),
+    }
     metrics = train(
-        load_npy(train_images),
-        load_npy(train_labels),
-        load_npy(test_images),
-        load_npy(test_labels),
+        *(load_npy(path) for path in images),
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
         seed=seed,
         checkpoint_out=checkpoint_out,
+        state_dir=state_dir,
         schedule=schedule,
         warmup_epochs=warmup_epochs,
+        inputs=inputs,
     )
     metrics["device"] = device
     _write_json(metrics_out, metrics)
+    shutil.rmtree(state_dir, ignore_errors=True)
     log.info("extractor: noisy-test accuracy %.4f", metrics["test_accuracy"])
 
 
 def extract_features(videos, labels, checkpoint, device, threads, videos_per_chunk, out):
     from .devices import use_device
-    from .extractor import extract_video_features, load_extractor
-    from .features import write_features
+    from .extractor import load_extractor
+    from .features import extract_video_features, write_features
 
     use_device(device, threads)
     net = load_extractor(checkpoint)

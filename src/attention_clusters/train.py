@@ -16,9 +16,7 @@ as an uninterrupted run.
 """
 
 import hashlib
-import json
 import logging
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,13 +29,15 @@ from .atomic import atomic_open, atomic_path
 from .checkpoints import plain_name, save_checkpoint
 from .constants import N_CLASSES
 from .layers import dropout_keep
+from .loop import TrainState, generators, resume, save_epoch, train_epoch
 from .metrics import topk_correct
 from .model import SCORING, StackedAttentionCluster, build_model, parameter_count
+from .progress import Progress
 from .schedules import adam_learning_rate, learning_rates
 
 log = logging.getLogger("attention_clusters")
 # Each model's random generators, with their SeedSequence spawn keys: batch order, dropout masks.
-RNGS = (("batch_rng", 12), ("dropout_rng", 13))
+RNGS = (("batch", 12), ("dropout", 13))
 
 
 @dataclass(frozen=True)
@@ -80,79 +80,14 @@ def split_validation(labels, fraction, seed):
 SHARED = ("fc", "natt", "attention", "epochs", "batch_size", "val_fraction")
 
 
-class TrainState:
-    """The files of a resumable training job in one directory.
+def best_checkpoint(store, i):
+    """Model i's best epoch so far, as a single model, in the job's state directory."""
+    return store.path(f"best-{i}.ckpt")
 
-    epoch-NNNN.ckpt holds the stacked models and Adam's state after epoch NNNN; best-I.ckpt model
-    I's best epoch so far (as a single model); state.json (epoch, each model's generators, history
-    and best epoch) names the epoch checkpoint and is written last, atomically, so it is the
-    commit point: a job killed at any moment resumes from a consistent set.
-    """
 
-    def __init__(self, directory):
-        self.dir = Path(directory)
-        self.json = self.dir / "state.json"
-        if self.dir.is_symlink():
-            # Training writes checkpoints into it and deletes old ones: never through a link.
-            raise WorkflowInputError(
-                f"training state directory {self.dir} is a symbolic link; refusing to write and delete "
-                "files through it: remove the link and rerun"
-            )
-
-    def best(self, i):
-        return self.dir / f"best-{i}.ckpt"
-
-    def load(self, settings):
-        """The saved state if it was made with exactly `settings` (which include the digests of
-        the inputs and code), else None, with a log line saying why it was discarded."""
-        if not self.json.exists():
-            return None
-        try:
-            state = json.loads(self.json.read_text())
-            saved = state["settings"]
-            count = len(state["models"])
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            log.warning(
-                "state in %s is unreadable (%s: %s); discarding it and starting afresh",
-                self.dir,
-                type(err).__name__,
-                err,
-            )
-            return None
-        if saved != settings:
-            changed = sorted(key for key in set(saved) | set(settings) if saved.get(key) != settings.get(key))
-            log.info(
-                "state in %s is from other settings or inputs (%s differ); discarding it and starting afresh",
-                self.dir,
-                ", ".join(changed),
-            )
-            return None
-        if not self.checkpoint(state).exists() or not all(self.best(i).exists() for i in range(count)):
-            log.info("state in %s is incomplete; starting afresh", self.dir)
-            return None
-        return state
-
-    def checkpoint(self, state):
-        return self.dir / state["checkpoint"]
-
-    def save(self, stack, optimizer, state):
-        self.dir.mkdir(parents=True, exist_ok=True)
-        # The optimizer holds the models' parameters too, besides its moments and step counts.
-        params = {}
-        for param in list(stack.get_parameters()) + list(optimizer.get_parameters()):
-            params.setdefault(param.name, param)
-        name = f"epoch-{state['epoch']:04d}.ckpt"
-        save_checkpoint([{"name": n, "data": p} for n, p in params.items()], self.dir / name)
-        state["checkpoint"] = name
-        with atomic_open(self.json, "w") as handle:
-            json.dump(state, handle)
-        for old in self.dir.glob("epoch-*.ckpt"):
-            if old.name != name:
-                old.unlink()
-
-    def save_best(self, stack, i):
-        params = stack.model_parameters(i)
-        save_checkpoint([{"name": n, "data": ms.Tensor(a)} for n, a in params.items()], self.best(i))
+def save_best(store, stack, i):
+    params = stack.model_parameters(i)
+    save_checkpoint([{"name": n, "data": ms.Tensor(a)} for n, a in params.items()], best_checkpoint(store, i))
 
 
 class LossWithDropout(nn.Cell):
@@ -364,11 +299,17 @@ def train_models(
     train_step, optimizer = make_stacked_step(
         stack, rates, [c.weight_decay for c in configs], [c.scoring_lr_scale for c in configs]
     )
-    rngs = [
-        {name: np.random.default_rng(np.random.SeedSequence(c.seed, spawn_key=(key,))) for name, key in RNGS}
-        for c in configs
-    ]
-    state = resume(store, settings, stack, optimizer, rngs, first.epochs)
+    rngs = [generators(c.seed, RNGS) for c in configs]
+    fresh = {"history": [], "best_epoch": 0, "best_val_top1": -1.0, "stopped": False}
+    state = resume(
+        store,
+        settings,
+        [stack, optimizer],
+        rngs,
+        first.epochs,
+        fresh={"models": [dict(fresh, history=[]) for _ in configs], "train_seconds": 0.0},
+        complete=lambda state: all(best_checkpoint(store, i).exists() for i in range(len(state["models"]))),
+    )
 
     labels32 = labels.astype(np.int32)
     for epoch in range(state["epoch"] + 1, first.epochs + 1):
@@ -376,18 +317,27 @@ def train_models(
             record["stopped"] = record["stopped"] or stalled(record, config, epoch, len(configs))
         if all(record["stopped"] for record in state["models"]):
             break
-        losses, seconds = train_epoch(
-            train_step,
+        batches = stack_batches(
             features,
             labels32,
             train_rows,
-            configs,
-            state=state,
-            epoch=epoch,
+            rngs,
             steps=steps,
-            rngs=rngs,
+            batch_size=first.batch_size,
+            natt=first.natt,
             rank=rank,
             workers=workers,
+        )
+        progress = Progress(
+            f"epoch {epoch}/{first.epochs}", steps, "steps", every=30, then=(first.epochs - epoch) * steps
+        )
+        losses, seconds = train_epoch(
+            train_step,
+            batches,
+            progress,
+            1,
+            check_loss=finite_losses(configs, state["models"], epoch),
+            loss_scale=first.batch_size,  # the step returns each batch's summed loss: the per-video mean
         )
         if rank == 0:
             record_epoch(
@@ -405,16 +355,14 @@ def train_models(
             )
             for i, record in enumerate(state["models"]):
                 if record["best_epoch"] == epoch:
-                    store.save_best(stack, i)
+                    save_best(store, stack, i)
         else:
             log.info(
                 "rank %d epoch %d: %d steps, mean loss %s on this rank's shard, %.1f s",
                 *(rank, epoch, steps, " ".join(f"{loss:.4f}" for loss in losses[0]), seconds),
             )
-        state["epoch"] = epoch
-        state["rngs"] = [{name: rng.bit_generator.state for name, rng in model.items()} for model in rngs]
         if rank == 0:
-            store.save(stack, optimizer, state)
+            save_epoch(store, [stack, optimizer], state, epoch, rngs)
 
     if workers > 1:
         # Equal digests across ranks show that the gradients were averaged: each rank saw other data.
@@ -423,7 +371,7 @@ def train_models(
         return None
     summaries = []
     for i, (config, record, out) in enumerate(zip(configs, state["models"], outputs, strict=True)):
-        write_outputs(store.best(i), record["history"], **out)
+        write_outputs(best_checkpoint(store, i), record["history"], **out)
         summaries.append(
             {
                 **asdict(config),
@@ -494,85 +442,33 @@ def stalled(record, config, epoch, count):
     return True
 
 
-def resume(store, settings, stack, optimizer, rngs, epochs):
-    """The state saved in `store` with these settings, loaded into the stack, the optimizer and the
-    generators; or a fresh state if there is none (or it is from other settings, or damaged)."""
-    state = store.load(settings)
-    if state is not None:
-        try:
-            saved = ms.load_checkpoint(str(store.checkpoint(state)))
-        except Exception as err:  # MindSpore raises ValueError/RuntimeError for a damaged file
-            log.warning(
-                "state checkpoint %s is unreadable (%s); discarding the state and starting afresh",
-                store.checkpoint(state),
-                err,
-            )
-            state = None
-    if state is None:
-        fresh = {"history": [], "best_epoch": 0, "best_val_top1": -1.0, "stopped": False}
-        return {
-            "settings": settings,
-            "epoch": 0,
-            "models": [dict(fresh, history=[]) for _ in rngs],
-            "train_seconds": 0.0,
-        }
-    for model, saved_states in zip(rngs, state["rngs"], strict=True):
-        for name, rng in model.items():
-            rng.bit_generator.state = saved_states[name]
-    ms.load_param_into_net(stack, saved, strict_load=False)
-    ms.load_param_into_net(optimizer, saved, strict_load=False)
-    log.info("resuming after epoch %d of %d from %s", state["epoch"], epochs, store.checkpoint(state))
-    return state
-
-
-def train_epoch(
-    train_step, features, labels, train_rows, configs, *, state, epoch, steps, rngs, rank, workers
-):
-    """One epoch of `steps` steps of every model; ((each model's mean loss per video, the last step's),
-    seconds)."""
-    first, count = configs[0], len(configs)
-    batch_size = first.batch_size
-    started = time.perf_counter()
-    orders = np.stack([model["batch_rng"].permutation(train_rows.shape[1]) for model in rngs])
+def stack_batches(features, labels, train_rows, rngs, *, steps, batch_size, natt, rank, workers):
+    """Each step's (features (M, B, L, F), labels (M, B), dropout keep-masks (M, B, F*natt)) for a
+    stack of M models, this rank's B videos of each: every model draws its own order of its training
+    videos (train_rows[i]) for the epoch and its own masks, from its own generators."""
+    orders = np.stack([model["batch"].permutation(train_rows.shape[1]) for model in rngs])
     shuffled = np.take_along_axis(train_rows, orders, axis=1)  # each model's videos in its epoch's order
-    loss_sum, last_report = np.zeros(count), started
     own = rank_rows(0, batch_size, rank, workers)  # this rank's rows of each step's dropout masks
-    width = first.natt * features.shape[2]
+    width = natt * features.shape[2]
     for step in range(steps):
         rows = shuffled[:, rank_rows(step, batch_size, rank, workers)]  # (M, batch)
-        keep = np.stack(
-            [dropout_keep(model["dropout_rng"], batch_size * workers, width)[own] for model in rngs]
-        )
-        # The step returns each batch's summed loss; logs and history give the per-video mean.
-        # from_numpy shares the fresh arrays instead of copying them.
-        loss = (
-            train_step(
-                ms.from_numpy(features[rows]), ms.from_numpy(labels[rows]), ms.from_numpy(keep)
-            ).asnumpy()
-            / batch_size
-        )
-        for config, record, value in zip(configs, state["models"], loss, strict=True):
+        keep = np.stack([dropout_keep(model["dropout"], batch_size * workers, width)[own] for model in rngs])
+        yield features[rows], labels[rows], keep
+
+
+def finite_losses(configs, records, epoch):
+    """The check of each step's losses (M,): a NaN or an infinity of a model still training stops
+    the job, naming the model, the step and its settings."""
+
+    def check(step, losses):
+        for config, record, value in zip(configs, records, losses, strict=True):
             if not record["stopped"] and not np.isfinite(value):
                 raise FloatingPointError(
-                    f"{model_label(config, count)}epoch {epoch} step {step + 1}: loss is {value}; stopping "
-                    f"(lr {config.lr}, weight decay {config.weight_decay})"
+                    f"{model_label(config, len(configs))}epoch {epoch} step {step}: loss is {value}; "
+                    f"stopping (lr {config.lr}, weight decay {config.weight_decay})"
                 )
-        loss_sum += loss
-        now = time.perf_counter()
-        if now - last_report > 30:
-            rate = (step + 1) / (now - started)
-            log.info(
-                "epoch %d: step %d/%d, %.1f steps/s, ETA %.0f s",
-                *(
-                    epoch,
-                    step + 1,
-                    steps,
-                    rate,
-                    (steps - step - 1) / rate + (first.epochs - epoch) * steps / rate,
-                ),
-            )
-            last_report = now
-    return (loss_sum / max(1, steps), loss), time.perf_counter() - started
+
+    return check
 
 
 def evaluate_stack(stack, features, labels, rows, chunk=1024):
