@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from attention_clusters.flash_mnist import video_plan
+
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
@@ -56,3 +58,17 @@ def labels_from_bits(frame_digits):
     for digit in range(10):
         labels |= (frame_digits == digit).any(axis=1).astype(np.int64) << digit
     return labels
+
+
+def synthetic_flash_features(k, seed=0):
+    """Flash-MNIST-shaped features without the CNN: a digit frame is its digit's prototype plus noise."""
+    prototypes = np.random.default_rng(1234).normal(0, 1, (10, 50)).astype(np.float32)  # same in every set
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(1024), k)
+    feats = rng.normal(0, 0.3, (labels.size, 25, 50)).astype(np.float32)
+    for label in range(1024):
+        plan = video_plan(label, k, 25, 1, 2, rng)
+        shown = plan >= 0
+        block = feats[label * k : (label + 1) * k]
+        block[shown] += prototypes[plan[shown]]
+    return feats, labels

@@ -10,7 +10,7 @@ from attention_clusters.candidates import candidate_configs, main, summarise
 from attention_clusters.features import write_features
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_model import synthetic_flash_features  # noqa: E402
+from conftest import synthetic_flash_features  # noqa: E402
 
 
 def test_every_candidate_with_every_seed():

@@ -14,7 +14,7 @@ from attention_clusters.features import write_features
 from attention_clusters.train import rank_rows
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_model import synthetic_flash_features  # noqa: E402
+from conftest import synthetic_flash_features  # noqa: E402
 
 pytestmark = pytest.mark.slow
 # The settings of test_model's short training, which reaches > 20 % top-1 with one worker.

@@ -3,7 +3,7 @@
 import mindspore as ms
 import numpy as np
 import pytest
-from test_model import synthetic_flash_features
+from conftest import synthetic_flash_features
 
 from attention_clusters import WorkflowInputError
 from attention_clusters.checkpoints import plain_name

@@ -51,7 +51,7 @@ def read_json(path, numbers=(), keys=()):
         raise damaged(path, f"not JSON ({err})") from None
     if not isinstance(value, dict):
         raise damaged(path, f"expected a JSON object, found {type(value).__name__}")
-    missing = [key for key in (*keys, *numbers) if key not in value]
+    missing = [key for key in dict.fromkeys((*keys, *numbers)) if key not in value]
     if missing:
         raise damaged(path, f"missing {', '.join(missing)}")
     bad = [f"{key} = {value[key]!r}" for key in numbers if not _is_number(value[key])]
@@ -71,7 +71,7 @@ def read_tsv(path, numbers=(), columns=(), rows=0):
         raise damaged(
             path, f"not a tab-separated table with a header ({type(err).__name__}: {err})"
         ) from None
-    missing = [column for column in (*columns, *numbers) if column not in table.columns]
+    missing = [column for column in dict.fromkeys((*columns, *numbers)) if column not in table.columns]
     if missing:
         raise damaged(path, f"no column(s) {', '.join(missing)} (found {', '.join(map(str, table.columns))})")
     for column in numbers:

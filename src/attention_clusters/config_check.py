@@ -165,7 +165,10 @@ def check_config_files(paths):
         except yaml.YAMLError as err:
             raise WorkflowInputError(f"config file {path}: {err}".replace("\n", " ")) from None
         if not isinstance(value, dict):
-            found = "nothing (an empty file)" if value is None else f"a {type(value).__name__}"
+            name = {"int": "number", "float": "number", "str": "string", "bool": "boolean"}.get(
+                type(value).__name__, type(value).__name__
+            )
+            found = "nothing (an empty file)" if value is None else f"a {name}"
             raise WorkflowInputError(f"config file {path}: expected a mapping of keys, found {found}")
 
 

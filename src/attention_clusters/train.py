@@ -9,10 +9,10 @@ trained alone to float rounding (tested).
 
 Best-epoch selection uses validation videos (the ModelZoo scripts chose on the test set): in the
 workflow, videos made from digits that no training video shows (pools.py); without them, a share
-of the training videos held out per model. After every epoch the weights, Adam's state, the random
-generators and the histories are saved atomically in the job's state directory, so a killed
-job that is run again resumes after the last complete epoch and ends with the same weights
-as an uninterrupted run.
+of the training videos held out per model. The epochs run through the package's one training
+loop (loop.py): after every epoch the weights, Adam's state, the random generators and the
+histories are saved atomically in the job's state directory, so a killed job that is run again
+resumes after the last complete epoch and ends with the same weights as an uninterrupted run.
 """
 
 import hashlib
