@@ -14,12 +14,7 @@ from pathlib import Path
 
 
 def is_timing(key):
-    return (
-        key == "code"
-        or "second" in key
-        or "_ms" in key
-        or key in {"s", "h:m:s", "mean_load", "cpu_time"}
-    )
+    return key == "code" or "second" in key or "_ms" in key or key in {"s", "h:m:s", "mean_load", "cpu_time"}
 
 
 def without_timings(value):

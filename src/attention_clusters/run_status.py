@@ -144,3 +144,13 @@ def run_status_step(models, jobs, rows, parallel, out):
 def _duration(seconds):
     minutes = math.ceil(seconds / 60)
     return f"{minutes} min" if minutes < 120 else f"{minutes / 60:.1f} h"
+
+
+def training_cost(jobs):
+    """A training job's relative cost, from its models' settings (train.TrainConfig dicts, which
+    share epochs, natt and batch size): a model's cost is about epochs x (8 + natt) (one sample's
+    time grows with natt from about 8 units' worth at natt 1, benchmarks/job_layout.py), over
+    sqrt(batch size) (bigger batches train more samples/s), times the job's models. The workflow
+    orders training jobs by it and estimates the time left from it."""
+    job = jobs[0]
+    return int(job["epochs"] * (8 + job["natt"]) * 16 / job["batch_size"] ** 0.5 * len(jobs))

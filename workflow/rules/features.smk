@@ -23,7 +23,9 @@ rule extract_features:
         ),
     params:
         code=step_code("extract_features"),
-        upstream=lambda w: upstream(extractor_lineage() + flash_lineage(w.split)),
-        settings=features_settings(),
+        upstream=lambda w: digest(
+            SETTINGS.extractor_lineage() + SETTINGS.flash_lineage(w.split)
+        ),
+        settings=SETTINGS.features(),
     script:
         "../scripts/extract_features.py"

