@@ -402,6 +402,16 @@ def test_bad_config_value_is_one_clear_error(tmp_path, override, message):
     assert victim.read_text() == "a user's file"
 
 
+def test_a_checkout_whose_path_has_a_brace_is_one_clear_error(tmp_path):
+    # Snakemake formats every rule path as a pattern; a brace in the checkout's path would fail
+    # with an IndexError deep in its DAG building.
+    workdir = make_workdir(tmp_path / "run{1}")
+    proc = run_snakemake(workdir, "-n", *TINY, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Traceback" not in out
+    assert "run{1}/workflow contains a brace" in out and "move or rename the checkout" in out, out[-3000:]
+
+
 def test_a_finished_run_leaves_no_training_state(tiny_run):
     for model in ("fc1_natt2", "fc2_natt4"):
         assert (tiny_run / f"results/sweep/CPU/shift/{model}/seed1/model.ckpt").exists()
