@@ -110,8 +110,12 @@ def resume(store, settings, cells, rngs, epochs, fresh, complete=lambda state: T
     (a list of {name: generator}, one per model); or `fresh` if there is none (or it is from other
     settings, damaged, or not `complete` by the job's own measure)."""
     state = store.load(settings)
-    if state is not None and not complete(state):
-        log.info("state in %s is incomplete; starting afresh", store.dir)
+    try:
+        if state is not None and not complete(state):
+            log.info("state in %s is incomplete; starting afresh", store.dir)
+            state = None
+    except (KeyError, TypeError, ValueError) as err:  # a state file of the right settings, damaged inside
+        log.warning("state in %s is unreadable (%s: %s); starting afresh", store.dir, type(err).__name__, err)
         state = None
     if state is not None:
         try:

@@ -300,14 +300,14 @@ def train_models(
         stack, rates, [c.weight_decay for c in configs], [c.scoring_lr_scale for c in configs]
     )
     rngs = [generators(c.seed, RNGS) for c in configs]
-    fresh = {"history": [], "best_epoch": 0, "best_val_top1": -1.0, "stopped": False}
+    records = [{"history": [], "best_epoch": 0, "best_val_top1": -1.0, "stopped": False} for _ in configs]
     state = resume(
         store,
         settings,
         [stack, optimizer],
         rngs,
         first.epochs,
-        fresh={"models": [dict(fresh, history=[]) for _ in configs], "train_seconds": 0.0},
+        fresh={"models": records, "train_seconds": 0.0},
         complete=lambda state: all(best_checkpoint(store, i).exists() for i in range(len(state["models"]))),
     )
 
