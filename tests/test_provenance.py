@@ -17,7 +17,11 @@ def test_every_workflow_script_runs_a_step_with_a_digest(script):
 
 
 def test_a_name_that_is_no_definition_is_an_error_not_a_constant_digest():
-    assert code_digest("train", "train_models") != code_digest("train", "train_epoch")
+    assert code_digest("train", "train_models") != code_digest("train", "stack_batches")
+    # A definition moved to another module is found there, and only there.
+    assert len(code_digest("loop", "train_epoch")) == 16
+    with pytest.raises(LookupError, match=r"train.train_epoch is not a definition of the package"):
+        code_digest("train", "train_epoch")
     with pytest.raises(LookupError, match=r"train.train_modles is not a definition of the package"):
         code_digest("train", "train_modles")
     with pytest.raises(LookupError, match=r"no_module.f is not a definition"):
