@@ -416,6 +416,8 @@ def test_a_finished_run_leaves_no_training_state(tiny_run):
     for model in ("fc1_natt2", "fc2_natt4"):
         assert (tiny_run / f"results/sweep/CPU/shift/{model}/seed1/model.ckpt").exists()
         assert not (tiny_run / f"results/sweep/CPU/shift/{model}/state").exists()
+    assert (tiny_run / "results/extractor/extractor.ckpt").exists()
+    assert not (tiny_run / "results/extractor/state").exists()
 
 
 def _kill_job_when(workdir, script, log, text, args, env=None):
