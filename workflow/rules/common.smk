@@ -169,15 +169,8 @@ def run_plan():
     """What the run's status is made from (run_status.run_status_step's arguments): every model
     with its directories and training settings, every training job with its state directory,
     benchmark file, epochs and cost, and the jobs that run at once."""
-    rows = [
-        dict(
-            row=ROW.format(device=d, attention=a, fc=fc, natt=natt),
-            job=SETTINGS.train(d, a, fc, natt),
-        )
-        for d in DEVICES
-        for a in ATTENTION
-        for fc, natt in SWEEP
-    ]
+    models = sweep_models()
+    rows = {ROW.format(**m): SETTINGS.train(*row_of(m))["jobs"] for m in models}
     return {
         "models": [
             dict(
@@ -185,20 +178,17 @@ def run_plan():
                 directory=MODEL_DIR.format(**m),
                 state_dir=f"{ROW_DIR}/state".format(**m),
             )
-            for m in sweep_models()
+            for m in models
         ],
-        "jobs": [
-            SETTINGS.train(*row_of(m))["jobs"][SEEDS.index(m["seed"])]
-            for m in sweep_models()
-        ],
+        "jobs": [rows[ROW.format(**m)][SEEDS.index(m["seed"])] for m in models],
         "rows": [
             {
-                "state_dir": f"results/sweep/{r['row']}/state",
-                "benchmark": f"results/benchmarks/train_model/{r['row']}.tsv",
-                "epochs": r["job"]["jobs"][0]["epochs"],
-                "cost": training_cost(r["job"]["jobs"]),
+                "state_dir": f"results/sweep/{row}/state",
+                "benchmark": f"results/benchmarks/train_model/{row}.tsv",
+                "epochs": jobs[0]["epochs"],
+                "cost": training_cost(jobs),
             }
-            for r in rows
+            for row, jobs in rows.items()
         ],
         "parallel": max(1, (os.cpu_count() or 1) // config["train"]["threads"]),
     }
@@ -224,18 +214,17 @@ def row_of(model):
 def attention_picture_models():
     """{fc: model}: per fc, the largest-natt model of the first device, attention kind and seed;
     the report draws its attention weights and its one-digit confusions."""
-    chosen = {}
-    for fc in (1, 2):
-        natts = sorted(natt for f, natt in SWEEP if f == fc)
-        if natts:
-            chosen[fc] = {
-                "device": DEVICES[0],
-                "attention": ATTENTION[0],
-                "fc": fc,
-                "natt": natts[-1],
-                "seed": SEEDS[0],
-            }
-    return chosen
+    largest = {fc: max(n for f, n in SWEEP if f == fc) for fc, _ in SWEEP}
+    return {
+        fc: {
+            "device": DEVICES[0],
+            "attention": ATTENTION[0],
+            "fc": fc,
+            "natt": natt,
+            "seed": SEEDS[0],
+        }
+        for fc, natt in sorted(largest.items())
+    }
 
 
 def picture_model(wildcards):
@@ -259,58 +248,36 @@ def picture_settings(wildcards):
 
 
 def every_output():
-    """Every file the workflow makes. Rule `all` asks for each, so that one that is missing (a job
-    failed or was killed after Snakemake removed its old outputs, or a user deleted it) is made
-    again: Snakemake would not rebuild it while its consumers' outputs exist (see above).
+    """Every file the workflow makes (for rule `all`, defined after the rules): one that is missing
+    (a job failed or was killed after Snakemake removed its old outputs, or a user deleted it) is
+    made again, where Snakemake would not rebuild it while its consumers' outputs exist.
     """
-    per_split = [
-        f"results/data/noisy_{split}/{name}.npy"
-        for split in NOISY_SPLITS
-        for name in ("images", "labels")
-    ] + [
-        f"results/data/flash_{split}/{name}.npy"
-        for split in SPLITS
-        for name in ("videos", "labels", "frame_digits")
-    ]
     per_model = [
-        f"{MODEL_DIR}/{name}"
-        for name in (
-            "model.ckpt",
-            "history.tsv",
-            "train.json",
-            "metrics.json",
-            "test_predictions.npy",
-            "model.mindir",
-            "infer/logits.bin",
-            "infer/latency.json",
-            "infer/metrics.json",
-        )
+        rules.train_model,
+        rules.eval_model,
+        rules.export_model,
+        rules.plot_curves,
     ]
-    return (
+    per_model += [rules.infer_310, rules.postprocess_310]
+    files = (
         list(mnist_files().values())
-        + [
-            "results/data/noise_histogram.npy",
-            "results/extractor/extractor.ckpt",
-            "results/extractor/metrics.json",
-        ]
-        + per_split
-        + [f"results/features/feature_{split}.pkl" for split in SPLITS]
-        + [
-            "results/infer/feature_test.bin",
-            "results/infer/label_test.bin",
-            "results/metrics.tsv",
-        ]
+        + list(rules.noise_histogram.output)
+        + list(rules.train_extractor.output)
+        + expand(rules.noisy_mnist.output, split=NOISY_SPLITS)
+        + expand(rules.flash_mnist.output + rules.extract_features.output, split=SPLITS)
+        + list(rules.preprocess_310.output)
+        + list(rules.sweep_metrics.output)
         + [
             path
-            for pattern in per_model + [CURVE_PNG]
+            for rule in per_model
+            for pattern in rule.output
             for path in sweep_outputs(pattern)
         ]
-        + [
-            f"results/report/attention_fc{fc}.{ext}"
-            for fc in sorted(attention_picture_models())
-            for ext in ("png", "npz")
-        ]
+        + expand(rules.attention_picture.output, fc=sorted(attention_picture_models()))
     )
+    return list(
+        dict.fromkeys(map(str, files))
+    )  # a row's outputs come once per seed of the sweep
 
 
 def sweep_lineage():
