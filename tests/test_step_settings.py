@@ -46,3 +46,17 @@ def test_a_lineage_holds_every_step_upstream_and_changes_with_any_of_them(settin
     before = digest(settings.model_lineage("CPU", "shift", 2, 8))
     settings.config["flash"]["k_test"] += 1
     assert digest(settings.model_lineage("CPU", "shift", 2, 8)) == before
+
+
+def test_slurm_resources_follow_the_device(settings):
+    settings.config["cluster"]["account"] = "lab"
+    ascend = settings.resources("Ascend", "train_model", 4000, devices=2)
+    assert ascend == {
+        "mem_mb": 8000,
+        "runtime": 2880,
+        "slurm_partition": "ascend",
+        "gres": "npu:2",
+        "slurm_account": "lab",
+    }
+    cpu = settings.resources("CPU", "report", 1000)
+    assert cpu["gres"] == "" and cpu["runtime"] == 120 and cpu["slurm_partition"] == "cpu"

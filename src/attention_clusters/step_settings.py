@@ -169,6 +169,31 @@ class StepSettings:
             "feature_dim": FEATURE_DIM,
         }
 
+    def picture(self, model):
+        """The attention picture of `model` (a dict: device, attention, fc, natt, seed)."""
+        return {
+            "device": self.target(model["device"]),
+            "fc": model["fc"],
+            "natt": model["natt"],
+            "attention": model["attention"],
+            "title": "{device} {attention} fc{fc} natt{natt} seed {seed}".format(**model),
+        }
+
+    def resources(self, device, rule, mem_mb, devices=1):
+        """Slurm resources of a job of `rule` on `device` that uses `devices` accelerators (and
+        `mem_mb` for each): the device decides the partition and the accelerator request."""
+        cluster = self.config["cluster"]
+        accelerator = cluster["accelerators"][device]
+        resources = {
+            "mem_mb": mem_mb * devices,
+            "runtime": cluster["runtime_minutes"].get(rule, cluster["runtime_minutes"]["default"]),
+            "slurm_partition": cluster["partitions"][device],
+            "gres": f"{accelerator}:{devices}" if accelerator else "",
+        }
+        if cluster["account"]:
+            resources["slurm_account"] = cluster["account"]
+        return resources
+
     # Lineages: the settings and code of every step that made a file.
 
     def mnist_lineage(self):

@@ -237,14 +237,7 @@ def picture_input(name):
 
 
 def picture_settings(wildcards):
-    model = picture_model(wildcards)
-    return {
-        "device": SETTINGS.target(model["device"]),
-        "fc": model["fc"],
-        "natt": model["natt"],
-        "attention": model["attention"],
-        "title": "{device} {attention} fc{fc} natt{natt} seed {seed}".format(**model),
-    }
+    return SETTINGS.picture(picture_model(wildcards))
 
 
 def every_output():
@@ -301,34 +294,12 @@ def data_stage_benchmarks():
     return steps
 
 
-# Slurm resources: the device decides the partition and the accelerator request.
-
-
-def runtime(rule):
-    minutes = config["cluster"]["runtime_minutes"]
-    return minutes.get(rule, minutes["default"])
-
-
 def device_resources(device, rule, mem_mb, devices=1):
-    """Resources of a job on `device` that uses `devices` accelerators (and `mem_mb` for each):
-    a plain dict, or a function of the wildcards when `device` is None (the job's {device}
-    wildcard decides)."""
-
-    def for_device(name):
-        accelerator = config["cluster"]["accelerators"][name]
-        resources = {
-            "mem_mb": mem_mb * devices,
-            "runtime": runtime(rule),
-            "slurm_partition": config["cluster"]["partitions"][name],
-            "gres": f"{accelerator}:{devices}" if accelerator else "",
-        }
-        if config["cluster"]["account"]:
-            resources["slurm_account"] = config["cluster"]["account"]
-        return resources
-
+    """Slurm resources of a job on `device` (StepSettings.resources): a plain dict, or functions of
+    the wildcards when `device` is None (the job's {device} wildcard decides)."""
     if device is not None:
-        return for_device(device)
+        return SETTINGS.resources(device, rule, mem_mb, devices)
     return {
-        key: (lambda wildcards, key=key: for_device(wildcards.device)[key])
-        for key in for_device("CPU")
+        key: lambda w, key=key: SETTINGS.resources(w.device, rule, mem_mb, devices)[key]
+        for key in SETTINGS.resources("CPU", rule, mem_mb, devices)
     }
