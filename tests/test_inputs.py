@@ -339,3 +339,12 @@ def test_the_config_check_command_names_a_file_snakemake_refuses_without_naming_
         assert main([str(tmp_path / name), "--base", base, "--schema", schema]) == 1
         err = capsys.readouterr().err
         assert says in err and (name in err or "k_trian" in err), err
+
+
+def test_the_schema_names_the_attention_kinds_the_package_has():
+    # The schema cannot import the constant; this keeps the two the same.
+    from attention_clusters.constants import ATTENTION_KINDS
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    kinds = schema["properties"]["sweep"]["properties"]["attention"]["items"]["enum"]
+    assert tuple(kinds) == ATTENTION_KINDS
