@@ -104,9 +104,8 @@ def train_extractor(
     the code); a job run again with the same ones resumes after the last complete epoch.
     """
     settings = dict(
-        epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, warmup_epochs=warmup_epochs
+        epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, warmup_epochs=warmup_epochs, seed=seed
     )
-    settings["seed"] = seed
     net = build_network(seed)
     pretrain, classifier = pretraining_cells(net)
     steps = train_images.shape[0] // batch_size

@@ -241,7 +241,7 @@ def picture_settings(wildcards):
 
 
 def every_output():
-    """Every file the workflow makes (for rule `all`, defined after the rules): one that is missing
+    """Every file the workflow makes, which `all` asks for (it comes after the others): one missing
     (a job failed or was killed after Snakemake removed its old outputs, or a user deleted it) is
     made again, where Snakemake would not rebuild it while its consumers' outputs exist.
     """
@@ -262,15 +262,14 @@ def every_output():
         + list(rules.sweep_metrics.output)
         + [
             path
-            for rule in per_model
-            for pattern in rule.output
+            for job in per_model
+            for pattern in job.output
             for path in sweep_outputs(pattern)
         ]
         + expand(rules.attention_picture.output, fc=sorted(attention_picture_models()))
     )
-    return list(
-        dict.fromkeys(map(str, files))
-    )  # a row's outputs come once per seed of the sweep
+    # A row's training outputs come once per seed of the sweep: each file once.
+    return list(dict.fromkeys(map(str, files)))
 
 
 def sweep_lineage():
