@@ -137,3 +137,16 @@ def test_learning_rate_schedules():
     assert plain[0] == pytest.approx(1e-3) and plain[20] == pytest.approx(0.5e-3, rel=0.05)
     with pytest.raises(WorkflowInputError, match="schedule 'step'"):
         learning_rates("step", 1e-3, 4, 10)
+
+
+def test_the_sweep_schema_and_the_reader_name_the_same_columns():
+    # The schema checks a row, the reader types its cells: both must know every column.
+    import yaml
+
+    from attention_clusters.schedules import SCHEDULES
+    from attention_clusters.sweep import COLUMNS, DEFAULTS, REQUIRED
+
+    schema = yaml.safe_load(SWEEP_SCHEMA.read_text())
+    assert set(schema["properties"]) == set(COLUMNS) == set(schema["required"])
+    assert set(DEFAULTS) == set(COLUMNS) - set(REQUIRED)
+    assert set(schema["properties"]["schedule"]["enum"]) == set(SCHEDULES)
