@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from attention_clusters.run_status import run_plan, training_cost
 from attention_clusters.step_settings import StepSettings, digest
 from attention_clusters.sweep import read_sweep
 
@@ -60,3 +61,34 @@ def test_slurm_resources_follow_the_device(settings):
     }
     cpu = settings.resources("CPU", "report", 1000)
     assert cpu["gres"] == "" and cpu["runtime"] == 120 and cpu["slurm_partition"] == "cpu"
+
+
+def test_the_models_the_pictures_and_the_run_plan_cover_the_sweep(settings):
+    settings.config["sweep"]["devices"] = ["CPU", "Ascend"]
+    models = settings.models()
+    assert len(models) == 2 * len(settings.sweep) * 2  # devices x rows x seeds
+    assert models[:2] == [
+        {"device": "CPU", "attention": "shift", "fc": 1, "natt": 1, "seed": 1},
+        {"device": "CPU", "attention": "shift", "fc": 1, "natt": 1, "seed": 2},
+    ]
+    pictures = settings.picture_models()
+    assert sorted(pictures) == [1, 2] and pictures[2]["natt"] == 128 and pictures[2]["device"] == "CPU"
+    assert settings.picture(pictures[2])["title"] == "CPU shift fc2 natt128 seed 1"
+
+    plan = run_plan(
+        models,
+        lambda model: settings.train(model["device"], model["attention"], model["fc"], model["natt"])["jobs"],
+        model_dir="m/{device}/fc{fc}_natt{natt}/seed{seed}",
+        row_dir="m/{device}/fc{fc}_natt{natt}",
+        benchmark="b/{device}/fc{fc}_natt{natt}.tsv",
+        parallel=0,
+    )
+    assert plan["parallel"] == 1
+    assert len(plan["rows"]) == len(models) // 2  # one training job per row, for both seeds
+    assert plan["models"][1]["directory"] == "m/CPU/fc1_natt1/seed2"
+    assert plan["models"][1]["state_dir"] == "m/CPU/fc1_natt1/state"
+    assert [job["seed"] for job in plan["jobs"][:4]] == [1, 2, 1, 2]
+    assert plan["jobs"][1] == settings.train("CPU", "shift", 1, 1)["jobs"][1]
+    row = plan["rows"][0]
+    assert row["benchmark"] == "b/CPU/fc1_natt1.tsv" and row["state_dir"] == "m/CPU/fc1_natt1/state"
+    assert row["cost"] == training_cost(settings.train("CPU", "shift", 1, 1)["jobs"])

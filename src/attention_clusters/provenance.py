@@ -143,6 +143,18 @@ def code_digest(module, symbol):
     return hashlib.sha256("\0".join(sorted(parts)).encode()).hexdigest()[:16]
 
 
+def workflow_step_code(script, runner):
+    """A rule's `code` param: the digest of the package code that the workflow script `script` runs
+    (its step and every package definition the step uses) and of the job runner `runner` with the
+    CPU pinning it applies to every job (which changes MindSpore's arithmetic). Snakemake tracks a
+    rule's script but not the modules it imports; with this param an edit to the package reruns
+    exactly the jobs whose code changed, and contents that did not change (a branch switch and
+    back) rerun nothing."""
+    pinning = code_digest("pinning", "pin_to_free_cores")
+    runner_code = hashlib.sha256(Path(runner).read_bytes() + pinning.encode()).hexdigest()[:16]
+    return f"{code_digest(*script_step(script))}-{runner_code}"
+
+
 def script_step(script):
     """(module, function) of the step a workflow script runs: the second argument of its
     `run(snakemake, <step>, ...)` call, resolved through the script's imports."""

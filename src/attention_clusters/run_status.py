@@ -79,6 +79,36 @@ def training_left(rows, parallel):
     return left / max(1, parallel)
 
 
+def run_plan(models, row_jobs, model_dir, row_dir, benchmark, parallel):
+    """What a run's status is made from (run_status_step's arguments but `out`): `models` (dicts
+    with device, attention, fc, natt, seed) with their directories (`model_dir`, and `row_dir`/state
+    for their training job's resumable state) and training settings (`row_jobs(model)`: the
+    TrainConfig dicts of the model's training job, one per seed); one entry per training job with
+    its state directory, `benchmark` file, epochs and cost; `parallel`: the jobs that run at once.
+    `model_dir`, `row_dir` and `benchmark` are patterns of a model's keys."""
+    rows = {row_dir.format(**model): (model, row_jobs(model)) for model in models}
+    return {
+        "models": [
+            dict(model, directory=model_dir.format(**model), state_dir=row_dir.format(**model) + "/state")
+            for model in models
+        ],
+        "jobs": [
+            next(job for job in rows[row_dir.format(**model)][1] if job["seed"] == model["seed"])
+            for model in models
+        ],
+        "rows": [
+            {
+                "state_dir": f"{directory}/state",
+                "benchmark": benchmark.format(**model),
+                "epochs": jobs[0]["epochs"],
+                "cost": training_cost(jobs),
+            }
+            for directory, (model, jobs) in rows.items()
+        ],
+        "parallel": max(1, parallel),
+    }
+
+
 def write_run_plan(plan, out):
     """Keep the run's plan (run_status_step's arguments but `out`) where evaluations find it."""
     Path(out).parent.mkdir(parents=True, exist_ok=True)

@@ -111,6 +111,29 @@ class StepSettings:
 
     # The sweep: one training job per (device, attention, fc, natt), one model per seed.
 
+    def models(self):
+        """The models of the sweep as dicts (device, attention, fc, natt, seed): devices x attention
+        kinds x table rows x seeds, in that order."""
+        sweep = self.config["sweep"]
+        return [
+            {"device": device, "attention": attention, "fc": fc, "natt": natt, "seed": seed}
+            for device in sweep["devices"]
+            for attention in sweep["attention"]
+            for fc, natt in self.sweep
+            for seed in self.seeds
+        ]
+
+    def picture_models(self):
+        """{fc: model}: per fc, the largest-natt model of the first device, attention kind and seed,
+        whose attention weights and one-digit confusions the report draws."""
+        sweep = self.config["sweep"]
+        largest = {fc: max(n for f, n in self.sweep if f == fc) for fc, _ in self.sweep}
+        device, attention, seed = sweep["devices"][0], sweep["attention"][0], self.seeds[0]
+        return {
+            fc: {"device": device, "attention": attention, "fc": fc, "natt": natt, "seed": seed}
+            for fc, natt in sorted(largest.items())
+        }
+
     def train(self, device, attention, fc, natt):
         """A row's training job: one train.TrainConfig (as a dict) per seed, in the order of the seeds."""
         row = self.sweep[(int(fc), int(natt))]

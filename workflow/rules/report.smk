@@ -68,17 +68,15 @@ rule report:
         summaries=sweep_outputs(f"{MODEL_DIR}/train.json"),
         infer=sweep_outputs(f"{MODEL_DIR}/infer/metrics.json"),
         # per model: its row's training job (shared by the row's seeds)
-        train_benchmarks=sweep_outputs(
-            "results/benchmarks/train_model/{device}/{attention}/fc{fc}_natt{natt}.tsv"
-        ),
+        train_benchmarks=sweep_outputs(TRAIN_BENCHMARK),
         data_benchmarks=list(data_stage_benchmarks().values()),
         pictures=expand(
             "results/report/attention_fc{fc}.png",
-            fc=sorted(attention_picture_models()),
+            fc=sorted(SETTINGS.picture_models()),
         ),
         picture_predictions=[
             f"{MODEL_DIR}/test_predictions.npy".format(**model)
-            for _, model in sorted(attention_picture_models().items())
+            for _, model in sorted(SETTINGS.picture_models().items())
         ],
         test_labels="results/data/flash_test/labels.npy",
         curves=sweep_outputs(CURVE_PNG),
@@ -100,15 +98,15 @@ rule report:
     params:
         code=step_code("report"),
         upstream=digest(sweep_lineage()),
-        models=sweep_models(),
+        models=SETTINGS.models(),
         devices=DEVICES,
         infer_device=config["inference"]["device"],
         # The report records the merged config (and the commit of the script's checkout).
         config=config,
         data_steps=list(data_stage_benchmarks()),
         picture_names=[
-            "{device} {attention} fc{fc} natt{natt} seed {seed}".format(**model)
-            for _, model in sorted(attention_picture_models().items())
+            SETTINGS.picture(model)["title"]
+            for _, model in sorted(SETTINGS.picture_models().items())
         ],
     script:
         "../scripts/report.py"

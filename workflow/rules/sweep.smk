@@ -14,7 +14,7 @@ rule train_model:
     log:
         "logs/train_model/{device}/{attention}/fc{fc}_natt{natt}.log",
     benchmark:
-        "results/benchmarks/train_model/{device}/{attention}/fc{fc}_natt{natt}.tsv"
+        TRAIN_BENCHMARK
     priority: train_priority
     conda:
         "../envs/mindspore.yaml"
