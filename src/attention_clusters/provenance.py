@@ -11,6 +11,8 @@ import hashlib
 from functools import lru_cache
 from pathlib import Path
 
+from .pinning import pin_to_free_cores
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 PACKAGE = PACKAGE_DIR.name
 
@@ -150,9 +152,15 @@ def workflow_step_code(script, runner):
     rule's script but not the modules it imports; with this param an edit to the package reruns
     exactly the jobs whose code changed, and contents that did not change (a branch switch and
     back) rerun nothing."""
-    pinning = code_digest("pinning", "pin_to_free_cores")
+    pinning = code_digest_of(pin_to_free_cores)
     runner_code = hashlib.sha256(Path(runner).read_bytes() + pinning.encode()).hexdigest()[:16]
     return f"{code_digest(*script_step(script))}-{runner_code}"
+
+
+def code_digest_of(function):
+    """code_digest of a function of the package, given as the function (a rename cannot leave a
+    stale name behind)."""
+    return code_digest(function.__module__.split(".", 1)[1], function.__name__)
 
 
 def script_step(script):

@@ -184,13 +184,13 @@ def train_extractor(
 
     from .devices import use_device
     from .pretrain import train_extractor as train
-    from .provenance import code_digest, file_digest
+    from .provenance import code_digest_of, file_digest
 
     use_device(device, threads)
     images = [train_images, train_labels, test_images, test_labels]
     inputs = {
         "images_sha256": [file_digest(path) for path in images],
-        "code": code_digest(train.__module__.rsplit(".", 1)[-1], train.__name__),
+        "code": code_digest_of(train),
     }
     metrics = train(
         *(load_npy(path) for path in images),
@@ -260,7 +260,7 @@ def train_model(
     from .devices import use_device
     from .distributed import launch_training
     from .features import load_features
-    from .provenance import code_digest, file_digest
+    from .provenance import code_digest_of, file_digest
     from .train import TrainConfig, train_models
 
     configs = [TrainConfig(**job) for job in jobs]  # a misspelt or missing key fails here, before any work
@@ -271,7 +271,7 @@ def train_model(
     inputs = {
         "features_sha256": file_digest(features),
         "validation_sha256": file_digest(validation),
-        "code": code_digest(train_models.__module__.rsplit(".", 1)[-1], train_models.__name__),
+        "code": code_digest_of(train_models),
     }
     outputs = [
         {"checkpoint_out": checkpoint, "history_out": history}
