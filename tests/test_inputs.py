@@ -348,3 +348,5 @@ def test_the_schema_names_the_attention_kinds_the_package_has():
     schema = yaml.safe_load(SCHEMA.read_text())
     kinds = schema["properties"]["sweep"]["properties"]["attention"]["items"]["enum"]
     assert tuple(kinds) == ATTENTION_KINDS
+    sweep_schema = yaml.safe_load((ROOT / "workflow/schemas/sweep.schema.yaml").read_text())
+    assert tuple(sweep_schema["properties"]["attention"]["enum"]) == (*ATTENTION_KINDS, None)

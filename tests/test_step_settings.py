@@ -7,7 +7,7 @@ import yaml
 
 from attention_clusters.run_status import run_plan, training_cost
 from attention_clusters.step_settings import StepSettings, digest
-from attention_clusters.sweep import read_sweep
+from attention_clusters.sweep import sweep_networks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,8 +17,10 @@ def settings():
     config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     config["sweep"]["seeds"] = [1, 2]
     config["cluster"]["run_device_as"] = {"Ascend": "CPU"}
-    rows = read_sweep(ROOT / "config/sweep.tsv", ROOT / "workflow/schemas/sweep.schema.yaml", 1)
-    return StepSettings(config, {(row["fc"], row["natt"]): row for row in rows}, lambda step: f"<{step}>")
+    networks = sweep_networks(
+        ROOT / "config/sweep.tsv", ROOT / "workflow/schemas/sweep.schema.yaml", ["shift"]
+    )
+    return StepSettings(config, networks, lambda step: f"<{step}>")
 
 
 def test_a_rows_training_job_has_one_model_per_seed_with_the_rows_schedule(settings):

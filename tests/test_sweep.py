@@ -8,7 +8,7 @@ import pytest
 
 from attention_clusters import WorkflowInputError
 from attention_clusters.schedules import learning_rates
-from attention_clusters.sweep import read_sweep
+from attention_clusters.sweep import read_sweep, sweep_networks
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP_SCHEMA = ROOT / "workflow/schemas/sweep.schema.yaml"
@@ -17,6 +17,7 @@ SWEEP_SCHEMA = ROOT / "workflow/schemas/sweep.schema.yaml"
 def test_sweep_table_errors(tmp_path):
     rows = read_sweep(ROOT / "config/sweep_modelzoo.tsv", SWEEP_SCHEMA)
     assert len(rows) == 16 and rows[0] == {
+        "attention": None,
         "fc": 1,
         "natt": 1,
         "lr": 1e-4,
@@ -60,6 +61,10 @@ HEADER = "fc\tnatt\tlr\tweight_decay\tepochs"
         (HEADER + "\n1\t8\t-1e-3\t0\t2\n", r"line 2: lr: -0.001 is less than or equal to the minimum of 0"),
         (HEADER + "\n3\t8\t1e-3\t0\t2\n", r"line 2: fc: 3 is not one of \[1, 2\]"),
         (
+            HEADER + "\tattention\n1\t8\t1e-3\t0\t2\tshifted\n",
+            r"line 2: attention: 'shifted' is not one of \['shift', 'noshift', 'average', None\]",
+        ),
+        (
             HEADER + "\tschedule\n1\t8\t1e-3\t0\t2\tlinear\n",
             r"line 2: schedule: 'linear' is not one of \['constant', 'cosine'\]",
         ),
@@ -83,6 +88,7 @@ HEADER = "fc\tnatt\tlr\tweight_decay\tepochs"
         "nan",
         "negative",
         "fc",
+        "attention",
         "schedule",
         "warmup",
         "scoring-scale",
@@ -112,6 +118,7 @@ def test_sweep_table_with_a_byte_order_mark_and_optional_columns(tmp_path):
     )
     assert read_sweep(tmp_path / "s.tsv", SWEEP_SCHEMA) == [
         {
+            "attention": None,
             "fc": 2,
             "natt": 16,
             "lr": 2e-3,
@@ -150,3 +157,43 @@ def test_the_sweep_schema_and_the_reader_name_the_same_columns():
     assert set(schema["properties"]) == set(COLUMNS) == set(schema["required"])
     assert set(DEFAULTS) == set(COLUMNS) - set(REQUIRED)
     assert set(schema["properties"]["schedule"]["enum"]) == set(SCHEDULES)
+
+
+def test_rows_name_their_attention_kind_or_train_every_kind_over_several_tables(tmp_path):
+    """A row with an attention column trains that kind; one without trains each kind of
+    sweep.attention; several tables train together, each network once over all of them."""
+    shift = tmp_path / "shift.tsv"
+    shift.write_text("attention\t" + HEADER + "\nshift\t1\t8\t1e-3\t0\t2\nshift\t2\t8\t1e-3\t0\t2\n")
+    columns = tmp_path / "columns.tsv"
+    columns.write_text("attention\t" + HEADER + "\nnoshift\t1\t8\t5e-4\t0\t3\naverage\t1\t8\t1e-3\t0\t4\n")
+    kinds = ["shift", "noshift", "average"]
+    networks = sweep_networks([str(shift), str(columns)], SWEEP_SCHEMA, kinds)
+    assert list(networks) == [("shift", 1, 8), ("shift", 2, 8), ("noshift", 1, 8), ("average", 1, 8)]
+    assert networks[("noshift", 1, 8)]["lr"] == 5e-4 and networks[("average", 1, 8)]["epochs"] == 4
+    # A table without the column: each row for every kind.
+    plain = tmp_path / "plain.tsv"
+    plain.write_text(HEADER + "\n1\t8\t1e-3\t0\t2\n")
+    assert list(sweep_networks(str(plain), SWEEP_SCHEMA, ["shift", "average"])) == [
+        ("shift", 1, 8),
+        ("average", 1, 8),
+    ]
+    with pytest.raises(
+        WorkflowInputError,
+        match=r"plain\.tsv, line 2: attention=shift fc=1 natt=8 appears twice \(also .*shift\.tsv, line 2\)",
+    ):
+        sweep_networks([str(shift), str(plain)], SWEEP_SCHEMA, ["shift"])
+    with pytest.raises(
+        WorkflowInputError,
+        match=r"columns\.tsv, line 2: attention 'noshift' is not in config sweep\.attention",
+    ):
+        sweep_networks([str(shift), str(columns)], SWEEP_SCHEMA, ["shift"])
+    with pytest.raises(
+        WorkflowInputError, match=r"sweep\.attention lists 'average', but no row of .*shift\.tsv"
+    ):
+        sweep_networks(str(shift), SWEEP_SCHEMA, ["shift", "average"])
+    twice = tmp_path / "twice.tsv"
+    twice.write_text(HEADER + "\n1\t8\t1e-3\t0\t2\n1\t8\t3e-3\t0\t2\n")
+    with pytest.raises(
+        WorkflowInputError, match=r"twice\.tsv, line 3: attention=shift fc=1 natt=8 appears twice"
+    ):
+        sweep_networks(str(twice), SWEEP_SCHEMA, ["shift"])

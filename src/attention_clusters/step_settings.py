@@ -28,7 +28,8 @@ def digest(lineage):
 
 
 class StepSettings:
-    """The steps' settings for one config. `sweep`: {(fc, natt): sweep-table row}; `code(step)`:
+    """The steps' settings for one config. `sweep`: {(attention, fc, natt): sweep-table row}
+    (sweep.sweep_networks); `code(step)`:
     the digest of a step's code (the workflow computes it from its scripts)."""
 
     def __init__(self, config, sweep, code):
@@ -113,13 +114,14 @@ class StepSettings:
 
     def models(self):
         """The models of the sweep as dicts (device, attention, fc, natt, seed): devices x attention
-        kinds x table rows x seeds, in that order."""
+        kinds x each kind's table rows x seeds, in that order."""
         sweep = self.config["sweep"]
         return [
             {"device": device, "attention": attention, "fc": fc, "natt": natt, "seed": seed}
             for device in sweep["devices"]
             for attention in sweep["attention"]
-            for fc, natt in self.sweep
+            for kind, fc, natt in self.sweep
+            if kind == attention
             for seed in self.seeds
         ]
 
@@ -127,8 +129,9 @@ class StepSettings:
         """{fc: model}: per fc, the largest-natt model of the first device, attention kind and seed,
         whose attention weights and one-digit confusions the report draws."""
         sweep = self.config["sweep"]
-        largest = {fc: max(n for f, n in self.sweep if f == fc) for fc, _ in self.sweep}
         device, attention, seed = sweep["devices"][0], sweep["attention"][0], self.seeds[0]
+        rows = [(fc, natt) for kind, fc, natt in self.sweep if kind == attention]
+        largest = {fc: max(n for f, n in rows if f == fc) for fc, _ in rows}
         return {
             fc: {"device": device, "attention": attention, "fc": fc, "natt": natt, "seed": seed}
             for fc, natt in sorted(largest.items())
@@ -136,7 +139,7 @@ class StepSettings:
 
     def train(self, device, attention, fc, natt):
         """A row's training job: one train.TrainConfig (as a dict) per seed, in the order of the seeds."""
-        row = self.sweep[(int(fc), int(natt))]
+        row = self.sweep[(attention, int(fc), int(natt))]
         defaults = self.config["train"]
         return {
             "sweep_device": device,
@@ -164,7 +167,7 @@ class StepSettings:
         }
 
     def evaluation(self, device, attention, fc, natt):
-        row = self.sweep[(int(fc), int(natt))]
+        row = self.sweep[(attention, int(fc), int(natt))]
         return {
             "device": self.target(device),
             "fc": row["fc"],

@@ -1,11 +1,13 @@
-"""The sweep table: one row per (fc, natt) with its training schedule.
+"""The sweep tables: one row per network (attention, fc, natt) with its training schedule.
 
 Tab-separated, `#` comment lines allowed. Required columns: fc, natt, lr, weight_decay, epochs.
-Optional columns (a value for every row when present): batch_size (default: config
-train.batch_size), schedule (constant or cosine; default constant), warmup_epochs (default 0),
-patience (epochs without a better validation top-1 before stopping; 0, the default, never stops),
-scoring_lr_scale (the scoring layers' rate as a multiple of lr; default config
-train.scoring_lr_scale).
+Optional columns (a value for every row when present): attention (the row trains that kind
+only; without the column a row trains every kind of config sweep.attention), batch_size
+(default: config train.batch_size), schedule (constant or cosine; default constant),
+warmup_epochs (default 0), patience (epochs without a better validation top-1 before stopping;
+0, the default, never stops), scoring_lr_scale (the scoring layers' rate as a multiple of lr;
+default config train.scoring_lr_scale). Config sweep.table names one table or several, whose
+rows train together: each (attention, fc, natt) once over all of them.
 Each row is checked against a JSON schema (workflow/schemas/sweep.schema.yaml), as the
 snakemake-workflows catalog checks its sample sheets, and for what a schema cannot say.
 """
@@ -23,6 +25,7 @@ from .config_check import strict_validator
 
 REQUIRED = {"fc": int, "natt": int, "lr": float, "weight_decay": float, "epochs": int}
 OPTIONAL = {
+    "attention": str,
     "batch_size": int,
     "schedule": str,
     "warmup_epochs": float,
@@ -30,6 +33,7 @@ OPTIONAL = {
     "scoring_lr_scale": float,
 }
 DEFAULTS = {
+    "attention": None,
     "batch_size": None,
     "schedule": "constant",
     "warmup_epochs": 0.0,
@@ -81,6 +85,42 @@ def read_sweep(path, schema_path, workers=1):
     """The rows of a sweep table as dicts (every column; defaults where a column is absent), checked
     against the schema at `schema_path` and for jobs of `workers` data-parallel ranks; an error
     names the file, the line and the column."""
+    return [row for _, row in _numbered_rows(path, schema_path, workers)]
+
+
+def sweep_networks(paths, schema_path, attention, workers=1):
+    """{(attention, fc, natt): row} over the sweep tables at `paths` (config sweep.table: one path
+    or a list), in the tables' order: a row with an attention column trains that kind, one without
+    trains each kind of `attention` (config sweep.attention). A row's kind must be one of
+    `attention`, each kind must have a row, and each network must come once: an error names the
+    file and line (both lines for a network given twice)."""
+    networks, where = {}, {}
+    for path in [paths] if isinstance(paths, (str, Path)) else paths:
+        for number, row in _numbered_rows(path, schema_path, workers):
+            if row["attention"] is not None and row["attention"] not in attention:
+                raise WorkflowInputError(
+                    f"{path}, line {number}: attention {row['attention']!r} is not in config "
+                    f"sweep.attention {attention}: add it there or remove the row"
+                )
+            for kind in [row["attention"]] if row["attention"] else attention:
+                key = (kind, row["fc"], row["natt"])
+                if key in networks:
+                    raise WorkflowInputError(
+                        f"{path}, line {number}: attention={kind} fc={row['fc']} natt={row['natt']} "
+                        f"appears twice (also {where[key]})"
+                    )
+                networks[key], where[key] = {**row, "attention": kind}, f"{path}, line {number}"
+    for kind in attention:
+        if not any(key[0] == kind for key in networks):
+            raise WorkflowInputError(
+                f"config sweep.attention lists {kind!r}, but no row of {paths} trains it (rows with an "
+                "attention column train only their kind)"
+            )
+    return networks
+
+
+def _numbered_rows(path, schema_path, workers):
+    """(line number, row) of a sweep table: read_sweep's rows with their lines."""
     lines = _read_lines(path)
     header = [name.strip() for name in next(csv.reader([lines[0][1]], delimiter="\t"))]
     _check_header(path, lines[0][0], header)
@@ -112,12 +152,7 @@ def read_sweep(path, schema_path, workers=1):
         for ok, message in _checks(row, workers):
             if not ok:
                 raise WorkflowInputError(f"{path}, line {number}: {message} (row {values})")
-        rows.append(row)
-    twice = table.duplicated(["fc", "natt"])
-    if twice.any():
-        number = twice.idxmax()
-        key = table.loc[number, ["fc", "natt"]].tolist()
-        raise WorkflowInputError(f"{path}, line {number}: fc={key[0]} natt={key[1]} appears twice")
+        rows.append((number, row))
     return rows
 
 

