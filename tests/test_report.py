@@ -2,7 +2,14 @@ import numpy as np
 import pandas as pd
 
 from attention_clusters.attention_pictures import digit_attention, digit_recall, one_digit_confusion
-from attention_clusters.report import busy_seconds, paper_reference, paper_table, results_table, summarize
+from attention_clusters.report import (
+    busy_seconds,
+    paper_claims,
+    paper_reference,
+    paper_table,
+    results_table,
+    summarize,
+)
 
 
 def row(attention, fc, natt, seed, top1, device="CPU"):
@@ -40,7 +47,31 @@ def test_mean_and_std_over_seeds():
     # no shift is compared with the paper's FC2 no-shift column only
     assert "25.0 ± 7.1 (n=2, worst 20.0)" in noshift and noshift.endswith("|  |  |  |  | 22.5 | +2.5 |")
     table = paper_table(summarize(pd.DataFrame(rows)), "CPU")
-    assert "| 8 | – / 0.9 | – / 31.7 | **25.0** / 22.5 | – / 80.6 | **82.0** / 83.1 |" in table
+    assert "| 8 | – / 0.9 | – / 31.7 | **25.0 ± 7.1** / 22.5 | – / 80.6 | **82.0 ± 2.8** / 83.1 |" in table
+
+
+def test_the_papers_claims_are_checked_on_the_columns_that_ran():
+    # FC1 at n = 1 and 128, one seed each: shift beats no shift at both, no shift beats Average at
+    # n = 128 only, Average is far under shift at n = 128 only; the gap closes from 40 to 5 points.
+    rows = [
+        row("shift", 1, 1, 1, 0.50),
+        row("noshift", 1, 1, 1, 0.10),
+        row("average", 1, 1, 1, 0.30),
+        row("shift", 1, 128, 1, 0.90),
+        row("noshift", 1, 128, 1, 0.85),
+        row("average", 1, 128, 1, 0.05),
+    ]
+    claims = "\n".join(paper_claims(summarize(pd.DataFrame(rows)), "CPU"))
+    assert "| FC1: shift ≥ no shift | 2 of 2 n | 8 of 8 n |" in claims
+    assert "| FC1: no shift ≥ Average | 1 of 2 n (not at n = 1) | 8 of 8 n |" in claims
+    assert "| FC1: Average at least 30 points under shift | 1 of 2 n (not at n = 1) | 8 of 8 n |" in claims
+    assert (
+        "| FC1: shift − no shift, as n grows | +40.0 at n = 1 to +5.0 at n = 128 | +51.0 at n = 1 to +5.3 at n = 128 |"
+        in claims
+    )
+    # FC2 has no shift or no-shift model: its no-shift claims are "not run"; Average is shared.
+    assert "| FC2: shift ≥ no shift | not run | 8 of 8 n |" in claims
+    assert "| FC2: shift − no shift, as n grows | not run |" in claims
 
 
 def test_paper_reference_columns():

@@ -119,21 +119,97 @@ def results_table(summary, devices):
     return markdown_table(pd.DataFrame(rows, columns=head))
 
 
+def paper_cell(summary, attention, fc, natt, device):
+    """(mean, std, seeds) of top-1 for a cell of the paper's table, None where nothing ran. The
+    Average column has no weighting function (the network has no scoring layers): fc1's models,
+    else fc2's."""
+    for f in (fc,) if fc is not None else (1, 2):
+        key = (attention, f, natt, device)
+        if key in summary.index:
+            return summary.at[key, "top1_mean"], summary.at[key, "top1_std"], summary.at[key, "n"]
+    return None
+
+
 def paper_table(summary, device):
-    """The paper's Flash-MNIST table, column by column: this workflow's mean top-1 / the paper's."""
+    """The paper's Flash-MNIST table, column by column: this workflow's mean top-1 over seeds (± the
+    standard deviation, with 2 or more) / the paper's."""
     rows = []
     for natt, reference in sorted(PAPER.items()):
         cells = [natt]
         for attention, fc, index, _ in PAPER_COLUMNS:
-            fcs = (fc,) if fc is not None else (1, 2)
-            ours = [
-                summary.at[(attention, f, natt, device), "top1_mean"]
-                for f in fcs
-                if (attention, f, natt, device) in summary.index
-            ]
-            cells.append(f"**{ours[0]:.1f}** / {reference[index]}" if ours else f"– / {reference[index]}")
+            ours = paper_cell(summary, attention, fc, natt, device)
+            if ours is None:
+                cells.append(f"– / {reference[index]}")
+            else:
+                mean, std, seeds = ours
+                spread = f" ± {std:.1f}" if seeds > 1 else ""
+                cells.append(f"**{mean:.1f}{spread}** / {reference[index]}")
         rows.append(cells)
     return markdown_table(pd.DataFrame(rows, columns=["n"] + [title for *_, title in PAPER_COLUMNS]))
+
+
+# "Far below": the Average column at least this many points under the shift column at an n.
+FAR_BELOW = 30.0
+
+
+def paper_claims(summary, device):
+    """The column-to-column differences the paper's table shows, checked on this workflow's means
+    (over every n where both columns ran) beside the same check on the paper's numbers: shifting
+    beats no shifting and no shifting beats averaging at each n, averaging is far below shifting,
+    and the gap between shifting and no shifting closes as n grows."""
+    columns = {(kind, fc): index for kind, fc, index, _ in PAPER_COLUMNS}
+    paper = {(kind, fc, n): PAPER[n][columns[(kind, fc)]] for kind, fc in columns for n in PAPER}
+    ours = {}
+    for kind, fc in columns:
+        for n in PAPER:
+            cell = paper_cell(summary, kind, fc, n, device)
+            if cell is not None:
+                ours[(kind, fc, n)] = cell[0]
+
+    def count(values, better, worse, margin=0.0):
+        ns = [n for n in sorted(PAPER) if (*better, n) in values and (*worse, n) in values]
+        held = [n for n in ns if values[(*better, n)] - values[(*worse, n)] >= margin]
+        if not ns:
+            return "not run"
+        missed = [n for n in ns if n not in held]
+        return f"{len(held)} of {len(ns)} n" + (
+            f" (not at n = {', '.join(map(str, missed))})" if missed else ""
+        )
+
+    def gap(values, fc):
+        ns = [n for n in sorted(PAPER) if ("shift", fc, n) in values and ("noshift", fc, n) in values]
+        if len(ns) < 2:
+            return "not run"
+        first, last = (values[("shift", fc, n)] - values[("noshift", fc, n)] for n in (ns[0], ns[-1]))
+        return f"{first:+.1f} at n = {ns[0]} to {last:+.1f} at n = {ns[-1]}"
+
+    rows = []
+    for fc in (1, 2):
+        rows.append(
+            [
+                f"FC{fc}: shift ≥ no shift",
+                count(ours, ("shift", fc), ("noshift", fc)),
+                count(paper, ("shift", fc), ("noshift", fc)),
+            ]
+        )
+        rows.append(
+            [
+                f"FC{fc}: no shift ≥ Average",
+                count(ours, ("noshift", fc), ("average", None)),
+                count(paper, ("noshift", fc), ("average", None)),
+            ]
+        )
+        rows.append(
+            [
+                f"FC{fc}: Average at least {FAR_BELOW:.0f} points under shift",
+                count(ours, ("shift", fc), ("average", None), FAR_BELOW),
+                count(paper, ("shift", fc), ("average", None), FAR_BELOW),
+            ]
+        )
+        rows.append([f"FC{fc}: shift − no shift, as n grows", gap(ours, fc), gap(paper, fc)])
+    return markdown_table(
+        pd.DataFrame(rows, columns=["the paper's table shows", "this workflow", "the paper"])
+    )
 
 
 def plot_accuracy(summary, devices, out):
@@ -540,6 +616,8 @@ def write_report(
         "",
     ]
     lines += paper_table(summary, devices[0])
+    lines += ["", "Its columns against each other, where both ran (means over seeds):", ""]
+    lines += paper_claims(summary, devices[0])
 
     if pictures:
         lines += [
