@@ -179,3 +179,21 @@ def script_step(script):
             if isinstance(step, ast.Name):
                 return imports[step.id]
     raise ValueError(f"{script}: no run(snakemake, <step>, ...) call")
+
+
+def main(argv=None):
+    """`python -m attention_clusters.provenance workflow/scripts/<step>.py ...`: each script's `code`
+    param (workflow_step_code, with workflow/scripts/runner.py beside the scripts). Two checkouts
+    that print the same line for a step give that step's finished jobs the same code: a run made
+    in one is not rerun for code by the other."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__.split("\n")[0])
+    parser.add_argument("scripts", nargs="+")
+    for script in parser.parse_args(argv).scripts:
+        if Path(script).name != "runner.py":
+            print(Path(script).stem, workflow_step_code(script, Path(script).with_name("runner.py")))
+
+
+if __name__ == "__main__":
+    main()
