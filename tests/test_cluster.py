@@ -47,19 +47,25 @@ def slurm_jobs():
     return {line.split("|")[0]: tuple(line.split("|")[1:]) for line in out.split()}
 
 
-def test_tiny_preset_runs_through_slurm(slurm, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def cluster_run(slurm, tmp_path_factory):
+    """The tiny preset through Slurm on CPU and (as CPU) Ascend, training data-parallel on 2 msrun
+    workers: (its directory, {Slurm job id: (state, partition, gres, comment)} of its jobs)."""
     before = set(slurm_jobs())
-    # Training is data-parallel on 2 msrun workers: the Ascend training jobs ask Slurm for 2 NPUs.
     overrides = (
         "sweep:\n  devices: [CPU, Ascend]\ncluster:\n  run_device_as: {Ascend: CPU}\n"
         "distributed:\n  workers: 2\n"
     )
-    workdir = cluster_workdir(tmp_path, overrides)
+    workdir = cluster_workdir(tmp_path_factory.mktemp("cluster"), overrides)
     run_snakemake(
         workdir, "--profile", "cluster", "--configfile", "config/tiny.yaml", "config/test.yaml", timeout=1500
     )
+    return workdir, {job: info for job, info in slurm_jobs().items() if job not in before}
+
+
+def test_tiny_preset_runs_through_slurm(cluster_run, capsys):
+    workdir, jobs = cluster_run
     assert (workdir / "results/report.md").exists()
-    jobs = {job: info for job, info in slurm_jobs().items() if job not in before}
     with capsys.disabled():
         print("\nSlurm jobs of the run (id: state, partition, gres):")
         for job, (state, partition, gres, _) in sorted(jobs.items(), key=lambda item: int(item[0])):
@@ -87,14 +93,16 @@ def test_tiny_preset_runs_through_slurm(slurm, tmp_path, capsys):
     )
 
 
-def test_failing_cluster_job_fails_the_run(slurm, tmp_path):
-    # GPU jobs are sent to the cpu partition without a GPU request, so they start and then fail
-    # (the installed MindSpore has no GPU backend).
-    overrides = (
+def test_failing_cluster_job_fails_the_run(cluster_run, tmp_path):
+    # The finished run with GPU models added, which are sent to the cpu partition without a GPU
+    # request, so they start and then fail (the installed MindSpore has no GPU backend). Its data
+    # stages are the finished run's: only the GPU models' jobs are planned.
+    workdir = tmp_path / "run"
+    shutil.copytree(cluster_run[0], workdir, symlinks=True)
+    (workdir / "config/test.yaml").write_text(
         "sweep:\n  devices: [GPU]\ncluster:\n  partitions: {CPU: cpu, GPU: cpu, Ascend: ascend}\n"
         "  accelerators: {CPU: '', GPU: '', Ascend: npu}\n"
     )
-    workdir = cluster_workdir(tmp_path, overrides)
     proc = run_snakemake(
         workdir,
         "--profile",
@@ -108,6 +116,7 @@ def test_failing_cluster_job_fails_the_run(slurm, tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "Error in rule train_model" in out and "logs/train_model/GPU/shift/fc1_natt2.log" in out
+    assert "rule extract_features" not in out and "rule train_extractor" not in out
     log = (workdir / "logs/train_model/GPU/shift/fc1_natt2.log").read_text()
     assert "device 'GPU' was asked for" in log and "slurm job" in log
-    assert not list((workdir / "results/sweep").rglob("model.ckpt"))
+    assert not list((workdir / "results/sweep/GPU").rglob("model.ckpt"))
