@@ -1,7 +1,10 @@
+import atexit
+import functools
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -37,12 +40,41 @@ def make_workdir(tmp_path, preset_overrides=None):
     return tmp_path
 
 
-def run_snakemake(workdir, *args, check=True, timeout=900, env=None):
-    """Run snakemake in `workdir`; `env` adds to (or overrides) the environment."""
+@functools.cache
+def _scontrol_without_slurm():
+    """A directory whose `scontrol` fails at once. Snakemake imports every installed executor plugin
+    on each start, and the Slurm plugin then runs `scontrol show config` (timeout 10 s): where a
+    Slurm client is configured but no controller runs (as here once the cluster tests stopped
+    theirs), every `snakemake` call waited about 9 s for it. First on PATH of the runs that do not
+    use Slurm, it answers as a machine without a controller does, at once."""
+    directory = Path(tempfile.mkdtemp(prefix="no-slurm-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    scontrol = directory / "scontrol"
+    scontrol.write_text("#!/bin/sh\necho 'no Slurm controller in this test' >&2\nexit 1\n")
+    scontrol.chmod(0o755)
+    return directory
+
+
+def snakemake_env(env=None, slurm=False):
+    """The environment of a test's `snakemake`: MindSpore's C++ warnings off, `env` added, and
+    unless `slurm` (the cluster tests) the `scontrol` of _scontrol_without_slurm first on PATH."""
     env = dict(os.environ, **(env or {}))
     env.setdefault("GLOG_v", "3")  # MindSpore's C++ warnings would drown the logs
+    if not slurm:
+        env["PATH"] = os.pathsep.join([str(_scontrol_without_slurm()), env.get("PATH", "")])
+    return env
+
+
+def run_snakemake(workdir, *args, check=True, timeout=900, env=None, slurm=False):
+    """Run snakemake in `workdir`; `env` adds to (or overrides) the environment; `slurm`: it submits
+    to the local Slurm (the real `scontrol`)."""
     proc = subprocess.run(
-        [SNAKEMAKE, *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout
+        [SNAKEMAKE, *args],
+        cwd=workdir,
+        env=snakemake_env(env, slurm),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if check and proc.returncode != 0:
         raise AssertionError(

@@ -58,7 +58,14 @@ def cluster_run(slurm, tmp_path_factory):
     )
     workdir = cluster_workdir(tmp_path_factory.mktemp("cluster"), overrides)
     run_snakemake(
-        workdir, "--profile", "cluster", "--configfile", "config/tiny.yaml", "config/test.yaml", timeout=1500
+        workdir,
+        "--profile",
+        "cluster",
+        "--configfile",
+        "config/tiny.yaml",
+        "config/test.yaml",
+        timeout=1500,
+        slurm=True,
     )
     return workdir, {job: info for job, info in slurm_jobs().items() if job not in before}
 
@@ -112,6 +119,7 @@ def test_failing_cluster_job_fails_the_run(cluster_run, tmp_path):
         "config/test.yaml",
         check=False,
         timeout=1500,
+        slurm=True,
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, SNAKEMAKE, labels_from_bits, make_workdir, run_snakemake
+from conftest import ROOT, SNAKEMAKE, labels_from_bits, make_workdir, run_snakemake, snakemake_env
 
 from attention_clusters.features import load_features
 
@@ -423,11 +423,10 @@ def test_a_finished_run_leaves_no_training_state(tiny_run):
 
 def _kill_job_when(workdir, script, log, text, args, env=None):
     """Start snakemake, wait for `text` in `log`, then kill -9 the job running `script` (not snakemake)."""
-    env = dict(os.environ, GLOG_v="3", **(env or {}))
     proc = subprocess.Popen(
         [SNAKEMAKE, *args],
         cwd=workdir,
-        env=env,
+        env=snakemake_env(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
