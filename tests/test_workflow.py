@@ -746,6 +746,29 @@ def test_a_trained_row_is_evaluated_before_the_next_row_trains(tiny_copy):
     assert re.search(r"the run: \d of 2 models evaluated; training left: ", log)
 
 
+def test_the_test_splits_data_come_before_any_waiting_training(tmp_path):
+    """From nothing, the test videos and features (which every evaluation needs) have a priority
+    above every training job's: with training jobs waiting they would otherwise come last, and no
+    row's test figures would appear before all training ended."""
+    workdir = make_workdir(tmp_path)
+    proc = run_snakemake(workdir, "--configfile", "config/tiny.yaml", "--dry-run")
+    # The dry run prints one block per job: "rule NAME:" and indented "key: value" lines.
+    blocks = re.split(r"^(?=(?:local)?rule \w+:$)", proc.stdout + proc.stderr, flags=re.M)
+    jobs = [
+        (rule.group(1), block, int(priority.group(1)))
+        for block in blocks
+        if (rule := re.search(r"^(?:local)?rule (\w+):$", block, re.M))
+        and (priority := re.search(r"^\s+priority: (\d+)$", block, re.M))
+    ]
+    training = [priority for rule, _, priority in jobs if rule == "train_model"]
+    test_data = [
+        priority
+        for rule, block, priority in jobs
+        if rule in ("flash_mnist", "extract_features") and "split=test" in block
+    ]
+    assert training and len(test_data) == 2 and min(test_data) > max(training), jobs
+
+
 def test_a_package_imported_from_elsewhere_is_said_in_one_line(tmp_path):
     """A checkout whose src/ is not the package Python imports (here: this repository's installed
     copy) is told so at start-up, with which path runs and how to fix it."""

@@ -12,6 +12,9 @@ rule extract_features:
         "logs/extract_features/{split}.log",
     benchmark:
         "results/benchmarks/extract_features/{split}.tsv"
+    # The test split's videos and features come before any training job still waiting, or the first
+    # evaluation would wait for all training (training jobs' priorities are above 0).
+    priority: RESULT_PRIORITY
     conda:
         "../envs/mindspore.yaml"
     threads: config["features"]["threads"]
