@@ -155,7 +155,8 @@ RUN_PLAN = "logs/run_plan.json"
 
 # Evaluation, export and inference of a model run as soon as its training ends, before any
 # training job that is still waiting (their priority is above every train_priority), so that
-# each row's test figures appear while the other rows train.
+# each row's test figures appear while the other rows train. The data stages that evaluation needs
+# (the test split's videos and features) have it too: at priority 0 they waited for all training.
 RESULT_PRIORITY = 1_000_000
 
 

@@ -39,8 +39,7 @@ rule flash_mnist:
         "logs/flash_mnist/{split}.log",
     benchmark:
         "results/benchmarks/flash_mnist/{split}.tsv"
-    # The test split's videos and features come before any training job still waiting, or the first
-    # evaluation would wait for all training (training jobs' priorities are above 0).
+    # Before waiting training jobs: every evaluation needs the test split's (common.smk).
     priority: RESULT_PRIORITY
     conda:
         "../envs/mindspore.yaml"
