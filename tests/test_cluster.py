@@ -38,6 +38,21 @@ def cluster_workdir(tmp_path, overrides):
     return workdir
 
 
+def run_tiny_on_cluster(workdir, **options):
+    """`snakemake --profile cluster` with the tiny preset and the test's config/test.yaml."""
+    return run_snakemake(
+        workdir,
+        "--profile",
+        "cluster",
+        "--configfile",
+        "config/tiny.yaml",
+        "config/test.yaml",
+        timeout=1500,
+        slurm=True,
+        **options,
+    )
+
+
 def slurm_jobs():
     """{job id: (state, partition, generic resources, comment)} of every job Slurm still remembers
     (MinJobAge 300 s); the Slurm executor writes `rule_<rule>_wildcards_<...>` into the comment."""
@@ -57,16 +72,7 @@ def cluster_run(slurm, tmp_path_factory):
         "distributed:\n  workers: 2\n"
     )
     workdir = cluster_workdir(tmp_path_factory.mktemp("cluster"), overrides)
-    run_snakemake(
-        workdir,
-        "--profile",
-        "cluster",
-        "--configfile",
-        "config/tiny.yaml",
-        "config/test.yaml",
-        timeout=1500,
-        slurm=True,
-    )
+    run_tiny_on_cluster(workdir)
     return workdir, {job: info for job, info in slurm_jobs().items() if job not in before}
 
 
@@ -110,17 +116,7 @@ def test_failing_cluster_job_fails_the_run(cluster_run, tmp_path):
         "sweep:\n  devices: [GPU]\ncluster:\n  partitions: {CPU: cpu, GPU: cpu, Ascend: ascend}\n"
         "  accelerators: {CPU: '', GPU: '', Ascend: npu}\n"
     )
-    proc = run_snakemake(
-        workdir,
-        "--profile",
-        "cluster",
-        "--configfile",
-        "config/tiny.yaml",
-        "config/test.yaml",
-        check=False,
-        timeout=1500,
-        slurm=True,
-    )
+    proc = run_tiny_on_cluster(workdir, check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "Error in rule train_model" in out and "logs/train_model/GPU/shift/fc1_natt2.log" in out
