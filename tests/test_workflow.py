@@ -35,6 +35,18 @@ OUTPUTS = (
 )
 
 
+def printed_jobs(proc):
+    """[(rule, {key: value})] of the jobs a Snakemake run or dry run prints, in its order: each job
+    is a "rule NAME:" line followed by indented "key: value" lines (the first of each key kept)."""
+    jobs = []
+    for block in re.split(r"^(?=(?:local)?rule \w+:$)", proc.stderr + proc.stdout, flags=re.M)[1:]:
+        fields = {}
+        for key, value in re.findall(r"^\s+(\w+): (.*)$", block, re.M):
+            fields.setdefault(key, value)
+        jobs.append((re.match(r"(?:local)?rule (\w+):", block).group(1), fields))
+    return jobs
+
+
 def planned_jobs(proc):
     """{rule: count} from the job-stats table of a dry run."""
     return {
@@ -727,12 +739,9 @@ def test_a_trained_row_is_evaluated_before_the_next_row_trains(tiny_copy):
     proc = run_snakemake(
         tiny_copy, "--cores", "1", "--configfile", "config/tiny.yaml", "--forcerun", "train_model"
     )
-    started = re.findall(
-        r"^(?:local)?rule (\w+):\n(?:.*\n)*?\s+wildcards: (.*)$", proc.stderr + proc.stdout, re.M
-    )
     order = [
-        (rule, re.search(r"fc=(\d), natt=(\d+)", wildcards).groups())
-        for rule, wildcards in started
+        (rule, re.search(r"fc=(\d), natt=(\d+)", fields["wildcards"]).groups())
+        for rule, fields in printed_jobs(proc)
         if rule in ("train_model", "eval_model")
     ]
     trains = [i for i, (rule, _) in enumerate(order) if rule == "train_model"]
@@ -753,19 +762,12 @@ def test_the_test_splits_data_come_before_any_waiting_training(tmp_path):
     row's test figures would appear before all training ended."""
     workdir = make_workdir(tmp_path)
     proc = run_snakemake(workdir, "--configfile", "config/tiny.yaml", "--dry-run")
-    # The dry run prints one block per job: "rule NAME:" and indented "key: value" lines.
-    blocks = re.split(r"^(?=(?:local)?rule \w+:$)", proc.stdout + proc.stderr, flags=re.M)
-    jobs = [
-        (rule.group(1), block, int(priority.group(1)))
-        for block in blocks
-        if (rule := re.search(r"^(?:local)?rule (\w+):$", block, re.M))
-        and (priority := re.search(r"^\s+priority: (\d+)$", block, re.M))
-    ]
-    training = [priority for rule, _, priority in jobs if rule == "train_model"]
+    jobs = printed_jobs(proc)  # a job's priority is printed where it is not 0
+    training = [int(fields.get("priority", 0)) for rule, fields in jobs if rule == "train_model"]
     test_data = [
-        priority
-        for rule, block, priority in jobs
-        if rule in ("flash_mnist", "extract_features") and "split=test" in block
+        int(fields.get("priority", 0))
+        for rule, fields in jobs
+        if rule in ("flash_mnist", "extract_features") and "split=test" in fields["wildcards"]
     ]
     assert training and len(test_data) == 2 and min(test_data) > max(training), jobs
 
